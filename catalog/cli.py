@@ -1,0 +1,71 @@
+"""``iceshelf``: a thin CLI that turns flags into ``Settings`` and hands them to a composition root."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from tables.settings import Settings, parse_warehouses
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from catalog.app import create_app
+
+    settings = Settings.from_env(
+        warehouses=parse_warehouses(args.warehouse) if args.warehouse else None,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        s3=None,
+    )
+    settings = _with_s3_flags(settings, args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name, location in settings.warehouses.items():
+        logging.getLogger("iceshelf").info("warehouse %r at %s", name, location)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, workers=1)
+    return 0
+
+
+def _with_s3_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    from dataclasses import replace
+
+    changes = {
+        "endpoint_url": args.s3_endpoint,
+        "access_key_id": args.s3_access_key_id,
+        "secret_access_key": args.s3_secret_access_key,
+        "region": args.s3_region,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    return replace(settings, s3=replace(settings.s3, **changes)) if changes else settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iceshelf", description="Iceberg table service over an object store")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the Iceberg REST catalog")
+    serve.add_argument(
+        "--warehouse",
+        action="append",
+        help="[NAME=]PATH or s3://bucket[/prefix]; repeat for several warehouses (env ICESHELF_WAREHOUSE)",
+    )
+    serve.add_argument("--host", help="listen address (env ICESHELF_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (env ICESHELF_PORT, default 8181)")
+    serve.add_argument("--log-level", help="debug, info, warning (env ICESHELF_LOG_LEVEL)")
+    serve.add_argument("--s3-endpoint", help="S3 endpoint URL (env AWS_ENDPOINT_URL)")
+    serve.add_argument("--s3-access-key-id", help="env AWS_ACCESS_KEY_ID")
+    serve.add_argument("--s3-secret-access-key", help="env AWS_SECRET_ACCESS_KEY")
+    serve.add_argument("--s3-region", help="env AWS_REGION")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The one place where outcomes become HTTP: every typed error maps to an Iceberg ``ErrorModel``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tables import errors as e
+
+log = logging.getLogger("iceshelf.catalog")
+
+#: Most specific first: the first matching class decides (status, Iceberg error type).
+_MAPPING: list[tuple[type[BaseException], int, str]] = [
+    (e.NoSuchWarehouseError, 404, "NoSuchWarehouseException"),
+    (e.NoSuchNamespaceError, 404, "NoSuchNamespaceException"),
+    (e.NoSuchTableError, 404, "NoSuchTableException"),
+    (e.NoSuchViewError, 404, "NoSuchViewException"),
+    (e.NamespaceAlreadyExistsError, 409, "AlreadyExistsException"),
+    (e.TableAlreadyExistsError, 409, "AlreadyExistsException"),
+    (e.ViewAlreadyExistsError, 409, "AlreadyExistsException"),
+    (e.NamespaceNotEmptyError, 409, "NamespaceNotEmptyException"),
+    (e.CommitFailedException, 409, "CommitFailedException"),
+    (e.CommitStateUnknownException, 500, "CommitStateUnknownException"),
+    (e.BadRequestError, 400, "BadRequestException"),
+    (e.ValidationError, 400, "ValidationException"),
+    (PydanticValidationError, 400, "BadRequestException"),
+    (NotImplementedError, 406, "UnsupportedOperationException"),
+]
+
+
+def error_body(status: int, type_name: str, message: str) -> dict:
+    return {"error": {"message": message, "type": type_name, "code": status}}
+
+
+def error_response(status: int, type_name: str, message: str) -> JSONResponse:
+    return JSONResponse(error_body(status, type_name, message), status_code=status)
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    for cls, status, type_name in _MAPPING:
+        if isinstance(exc, cls):
+            return status, type_name
+    return 500, "InternalServerError"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}" for err in exc.errors()
+        )
+        return error_response(400, "BadRequestException", f"Malformed request: {details}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_name = {404: "NoSuchEndpointException", 405: "MethodNotAllowedException"}.get(exc.status_code, "HTTPException")
+        return error_response(exc.status_code, type_name, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _any(request: Request, exc: Exception) -> JSONResponse:
+        status, type_name = classify(exc)
+        if status >= 500:
+            log.exception("%s %s failed", request.method, request.url.path)
+            message = str(exc) if isinstance(exc, e.CommitStateUnknownException) else "Internal server error"
+        else:
+            message = str(exc) or type_name
+        return error_response(status, type_name, message)

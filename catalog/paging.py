@@ -1,0 +1,34 @@
+"""Opaque page tokens over sorted name lists (the spec's ``pageToken``/``pageSize``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Sequence, TypeVar
+
+from tables.errors import BadRequestError
+
+T = TypeVar("T")
+
+
+def encode_token(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode()).decode()
+
+
+def decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequestError(f"Invalid pageToken: {token!r}") from None
+
+
+def page(items: Sequence[T], key, token: str | None, size: int | None) -> tuple[list[T], str | None]:
+    """Items after the token's position, at most ``size``; the next token when more remain."""
+    if size is not None and size < 1:
+        raise BadRequestError("pageSize must be at least 1")
+    start = decode_token(token) if token else None
+    remaining = [item for item in items if start is None or key(item) > start]
+    if size is None or len(remaining) <= size:
+        return remaining, None
+    chosen = remaining[:size]
+    return chosen, encode_token(key(chosen[-1]))

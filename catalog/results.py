@@ -1,0 +1,60 @@
+"""Response bodies for tables: ``LoadTableResult`` built around the stored metadata bytes.
+
+A metadata file is immutable and already JSON, so a load answers with its bytes spliced into
+the envelope instead of re-serializing the parsed model: the hot path of every client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from fastapi import Request, Response
+
+from tables.metadata import serialize_metadata
+from tables.settings import S3Settings
+from tables.tablestore import LoadedTable, TableStore
+
+
+def json_bytes(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def client_config(store: TableStore, s3: S3Settings) -> dict[str, str]:
+    """What a client needs to reach the warehouse's files with nothing but the catalog URI."""
+    if not store.store.root_uri.startswith("s3://"):
+        return {}
+    config = {"s3.region": s3.region, "client.region": s3.region}
+    if s3.endpoint_url:
+        config["s3.endpoint"] = s3.endpoint_url
+        config["s3.path-style-access"] = "true"
+    return config
+
+
+def table_etag(loaded: LoadedTable) -> str:
+    return '"' + hashlib.sha256(loaded.metadata_location.encode()).hexdigest()[:32] + '"'
+
+
+def load_table_response(request: Request, store: TableStore, loaded: LoadedTable, snapshots: str = "all") -> Response:
+    etag = table_etag(loaded)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    raw = loaded.file.raw
+    if snapshots == "refs":
+        metadata = loaded.metadata
+        heads = {ref.snapshot_id for ref in metadata.refs.values()}
+        raw = serialize_metadata(metadata.model_copy(update={"snapshots": [s for s in metadata.snapshots if s.snapshot_id in heads]}))
+    config = client_config(store, request.app.state.settings.s3)
+    body = b"".join(
+        [
+            b'{"metadata-location":',
+            json_bytes(loaded.metadata_location),
+            b',"metadata":',
+            raw,
+            b',"config":',
+            json_bytes(config),
+            b"}",
+        ]
+    )
+    return Response(body, media_type="application/json", headers={"ETag": etag})

@@ -1,0 +1,1 @@
+"""One module per resource of the REST spec; each route names the ``operationId`` it implements."""

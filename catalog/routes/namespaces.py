@@ -1,0 +1,59 @@
+"""Namespace operations of the Iceberg REST spec."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from catalog.deps import NAMESPACE_SEPARATOR, namespace_param, warehouse
+from catalog.models import CreateNamespaceRequest, UpdateNamespacePropertiesRequest
+from catalog.paging import page
+
+router = APIRouter(prefix="/v1/{prefix}/namespaces", tags=["namespaces"])
+
+
+@router.get("", operation_id="listNamespaces")
+def list_namespaces(
+    request: Request,
+    prefix: str,
+    parent: str | None = None,
+    page_token: str | None = Query(None, alias="pageToken"),
+    page_size: int | None = Query(None, alias="pageSize"),
+) -> JSONResponse:
+    store = warehouse(request, prefix)
+    parent_ns = namespace_param(parent) if parent else ()
+    names, token = page(store.namespaces.list(parent_ns), NAMESPACE_SEPARATOR.join, page_token, page_size)
+    body: dict = {"namespaces": [list(ns) for ns in names]}
+    if token:
+        body["next-page-token"] = token
+    return JSONResponse(body)
+
+
+@router.post("", operation_id="createNamespace")
+def create_namespace(request: Request, prefix: str, body: CreateNamespaceRequest) -> JSONResponse:
+    properties = warehouse(request, prefix).namespaces.create(tuple(body.namespace), body.properties)
+    return JSONResponse({"namespace": body.namespace, "properties": properties})
+
+
+@router.get("/{namespace}", operation_id="loadNamespaceMetadata")
+def load_namespace(request: Request, prefix: str, namespace: str) -> JSONResponse:
+    ns = namespace_param(namespace)
+    return JSONResponse({"namespace": list(ns), "properties": warehouse(request, prefix).namespaces.load(ns)})
+
+
+@router.head("/{namespace}", operation_id="namespaceExists")
+def namespace_exists(request: Request, prefix: str, namespace: str) -> Response:
+    exists = warehouse(request, prefix).namespaces.exists(namespace_param(namespace))
+    return Response(status_code=204 if exists else 404)
+
+
+@router.delete("/{namespace}", operation_id="dropNamespace", status_code=204)
+def drop_namespace(request: Request, prefix: str, namespace: str) -> Response:
+    warehouse(request, prefix).namespaces.drop(namespace_param(namespace))
+    return Response(status_code=204)
+
+
+@router.post("/{namespace}/properties", operation_id="updateProperties")
+def update_properties(request: Request, prefix: str, namespace: str, body: UpdateNamespacePropertiesRequest) -> JSONResponse:
+    result = warehouse(request, prefix).namespaces.update_properties(namespace_param(namespace), body.removals, body.updates)
+    return JSONResponse({"updated": result.updated, "removed": result.removed, "missing": result.missing})

@@ -1,0 +1,123 @@
+"""Table operations of the Iceberg REST spec: create, load, commit, drop, rename, register, metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from catalog.deps import identifier_param, namespace_param, warehouse
+from catalog.models import CommitTableRequest, CreateTableRequest, RegisterTableRequest, RenameTableRequest, ReportMetricsRequest
+from catalog.paging import page
+from catalog.results import client_config, json_bytes, load_table_response
+from tables.commit import TableChange
+from tables.errors import BadRequestError
+from tables.metadata import serialize_metadata
+from tables.names import Identifier, check_identifier, check_name
+from tables.tablestore import LoadedTable
+
+router = APIRouter(prefix="/v1/{prefix}", tags=["tables"])
+log = logging.getLogger("iceshelf.catalog")
+
+
+@router.get("/namespaces/{namespace}/tables", operation_id="listTables")
+def list_tables(
+    request: Request,
+    prefix: str,
+    namespace: str,
+    page_token: str | None = Query(None, alias="pageToken"),
+    page_size: int | None = Query(None, alias="pageSize"),
+) -> JSONResponse:
+    ns = namespace_param(namespace)
+    names, token = page(warehouse(request, prefix).list_tables(ns), str, page_token, page_size)
+    body: dict = {"identifiers": [{"namespace": list(ns), "name": name} for name in names]}
+    if token:
+        body["next-page-token"] = token
+    return JSONResponse(body)
+
+
+@router.post("/namespaces/{namespace}/tables", operation_id="createTable")
+def create_table(request: Request, prefix: str, namespace: str, body: CreateTableRequest) -> Response:
+    store = warehouse(request, prefix)
+    ident = Identifier(namespace_param(namespace), check_name(body.name, "table name"))
+    store.namespaces.require_open(ident.namespace)
+    metadata = store.new_metadata(
+        ident, body.table_schema, body.location, body.partition_spec, body.write_order, body.properties
+    )
+    if body.stage_create:
+        if store.table_exists(ident):
+            store.create_table(ident, metadata)  # raises the AlreadyExists a real create would
+        raw = serialize_metadata(metadata)
+        config = client_config(store, request.app.state.settings.s3)
+        return Response(b'{"metadata":' + raw + b',"config":' + json_bytes(config) + b"}", media_type="application/json")
+    loaded = store.create_table(ident, metadata)
+    return load_table_response(request, store, loaded)
+
+
+@router.get("/namespaces/{namespace}/tables/{table}", operation_id="loadTable")
+def load_table(request: Request, prefix: str, namespace: str, table: str, snapshots: str = "all") -> Response:
+    if snapshots not in ("all", "refs"):
+        raise BadRequestError(f"snapshots must be 'all' or 'refs', not {snapshots!r}")
+    store = warehouse(request, prefix)
+    return load_table_response(request, store, store.load_table(identifier_param(namespace, table)), snapshots)
+
+
+@router.head("/namespaces/{namespace}/tables/{table}", operation_id="tableExists")
+def table_exists(request: Request, prefix: str, namespace: str, table: str) -> Response:
+    exists = warehouse(request, prefix).table_exists(identifier_param(namespace, table))
+    return Response(status_code=204 if exists else 404)
+
+
+@router.post("/namespaces/{namespace}/tables/{table}", operation_id="updateTable")
+def update_table(request: Request, prefix: str, namespace: str, table: str, body: CommitTableRequest) -> Response:
+    store = warehouse(request, prefix)
+    loaded = store.commit(TableChange(identifier_param(namespace, table), body.requirements, body.updates))
+    return _commit_response(loaded)
+
+
+@router.delete("/namespaces/{namespace}/tables/{table}", operation_id="dropTable", status_code=204)
+def drop_table(
+    request: Request, prefix: str, namespace: str, table: str, purge_requested: bool = Query(False, alias="purgeRequested")
+) -> Response:
+    warehouse(request, prefix).drop_table(identifier_param(namespace, table), purge=purge_requested)
+    return Response(status_code=204)
+
+
+@router.post("/namespaces/{namespace}/register", operation_id="registerTable")
+def register_table(request: Request, prefix: str, namespace: str, body: RegisterTableRequest) -> Response:
+    store = warehouse(request, prefix)
+    ident = Identifier(namespace_param(namespace), check_name(body.name, "table name"))
+    loaded = store.register_table(ident, body.metadata_location, body.overwrite)
+    return load_table_response(request, store, loaded)
+
+
+@router.post("/tables/rename", operation_id="renameTable", status_code=204)
+def rename_table(request: Request, prefix: str, body: RenameTableRequest) -> Response:
+    source = check_identifier(tuple(body.source.namespace), body.source.name)
+    destination = check_identifier(tuple(body.destination.namespace), body.destination.name)
+    warehouse(request, prefix).rename_table(source, destination)
+    return Response(status_code=204)
+
+
+@router.post("/namespaces/{namespace}/tables/{table}/metrics", operation_id="reportMetrics", status_code=204)
+def report_metrics(request: Request, prefix: str, namespace: str, table: str, body: ReportMetricsRequest) -> Response:
+    ident = identifier_param(namespace, table)
+    warehouse(request, prefix)  # the warehouse must exist
+    request.app.state.metrics_reports[body.report_type] += 1
+    log.debug("metrics report %s for %s at snapshot %s", body.report_type, ident, body.snapshot_id)
+    return Response(status_code=204)
+
+
+@router.get("/namespaces/{namespace}/tables/{table}/credentials", operation_id="loadCredentials")
+def load_credentials(request: Request, prefix: str, namespace: str, table: str) -> JSONResponse:
+    store = warehouse(request, prefix)
+    store.load_table(identifier_param(namespace, table))  # 404 for a missing table
+    return JSONResponse({"storage-credentials": []})
+
+
+def _commit_response(loaded: LoadedTable) -> Response:
+    return Response(
+        b'{"metadata-location":' + json_bytes(loaded.metadata_location) + b',"metadata":' + loaded.file.raw + b"}",
+        media_type="application/json",
+    )

@@ -1,0 +1,25 @@
+"""``commitTransaction``: several tables' changes, all or none (DuckDB sends every write here)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from catalog.deps import warehouse
+from catalog.models import CommitTransactionRequest
+from tables.commit import TableChange
+from tables.errors import BadRequestError
+from tables.names import check_identifier
+
+router = APIRouter(prefix="/v1/{prefix}", tags=["transactions"])
+
+
+@router.post("/transactions/commit", operation_id="commitTransaction", status_code=204)
+def commit_transaction(request: Request, prefix: str, body: CommitTransactionRequest) -> Response:
+    changes = []
+    for change in body.table_changes:
+        if change.identifier is None:
+            raise BadRequestError("Every table change of a transaction needs an identifier")
+        ident = check_identifier(tuple(change.identifier.namespace), change.identifier.name)
+        changes.append(TableChange(ident, change.requirements, change.updates))
+    warehouse(request, prefix).commit_transaction(changes)
+    return Response(status_code=204)

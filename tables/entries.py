@@ -1,0 +1,182 @@
+"""Entries: the pointers of one warehouse's tables and views, and the rename protocol over them.
+
+Renaming writes two pointers, so it is a small protocol of compare-and-swaps, recoverable by
+any replica that meets one of its intermediate states:
+
+1. read the source pointer S (etag e);
+2. ``Create`` the target as ``pending`` (peer = source): not yet visible;
+3. swap the source to ``moved`` (peer = target) with ``Update(e)`` -- the commit point; it fails
+   if a commit moved S meanwhile, and the pending target is aborted;
+4. swap the target to ``active``.
+
+Whoever reads a ``moved`` source or a ``pending`` target settles it: roll forward when the
+source is ``moved`` to this target, abort a pending target that outlived ``RENAME_TIMEOUT_MS``
+while its source is still active -- after first rewriting the source, which fences a slow
+renamer's step 3. Every step is a CAS against what was read, so a settler and a renamer
+cannot both win. Tombstones (``moved``, ``aborted``) are never deleted blindly;
+a later create of the same name takes the slot over with a CAS.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tables.errors import NoSuchNamespaceError, TableAlreadyExistsError, ViewAlreadyExistsError
+from tables.namespaces import Namespaces
+from tables.names import Identifier, Namespace, entries_prefix, entry_key, entry_name_from_key
+from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
+from tables.pointer import TOMBSTONES, Kind, Pointer, VersionedPointer
+
+RENAME_TIMEOUT_MS = 30_000
+
+
+class EntryExists(Exception):
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+
+
+def already_exists(kind: Kind, ident: Identifier) -> Exception:
+    if kind == "view":
+        return ViewAlreadyExistsError(f"View already exists: {ident}")
+    return TableAlreadyExistsError(f"Table already exists: {ident}")
+
+
+class Entries:
+    def __init__(self, store: ObjectStore, namespaces: Namespaces, attempts: int = 20) -> None:
+        self.store = store
+        self.namespaces = namespaces
+        self.attempts = attempts
+
+    def read_raw(self, ident: Identifier) -> VersionedPointer | None:
+        try:
+            got = self.store.get(entry_key(ident))
+        except ObjectNotFound:
+            return None
+        return VersionedPointer(Pointer.from_bytes(got.data), got.etag)
+
+    def read(self, ident: Identifier) -> VersionedPointer | None:
+        """The active pointer of ``ident``, settling any rename it is part of; ``None`` if there is none."""
+        for _ in range(self.attempts):
+            current = self.read_raw(ident)
+            if current is None or current.pointer.state in TOMBSTONES:
+                if current is not None and current.pointer.state == "moved":
+                    self._settle_target(current.pointer.peer, ident)
+                return None
+            if current.pointer.state == "active":
+                return current
+            if not self._settle_pending(ident, current):
+                return None
+        return None
+
+    def _settle_pending(self, target: Identifier, pending: VersionedPointer) -> bool:
+        """Roll a pending target forward or abort it; return whether it is now active."""
+        source = self.read_raw(pending.pointer.peer)
+        if source is not None and source.pointer.state == "moved" and source.pointer.peer == target:
+            try:
+                self.store.put(entry_key(target), pending.pointer.activated().to_bytes(), Update(pending.etag))
+            except PreconditionFailed:
+                pass
+            return True
+        if time.time() * 1000 - pending.pointer.since_ms <= RENAME_TIMEOUT_MS:
+            return False
+        if source is not None and source.pointer.state == "active":
+            # Fence the renamer first: rewriting the source changes its etag, so the renamer's
+            # commit-point CAS (step 3) can no longer succeed once the target is aborted.
+            try:
+                self.store.put(entry_key(pending.pointer.peer), source.pointer.activated().to_bytes(), Update(source.etag))
+            except PreconditionFailed:
+                return False
+        try:
+            self.store.put(entry_key(target), pending.pointer.aborted().to_bytes(), Update(pending.etag))
+        except PreconditionFailed:
+            pass
+        return False
+
+    def _settle_target(self, target: Identifier | None, source: Identifier) -> None:
+        if target is None:
+            return
+        pending = self.read_raw(target)
+        if pending is not None and pending.pointer.state == "pending" and pending.pointer.peer == source:
+            self._settle_pending(target, pending)
+
+    def create(self, ident: Identifier, pointer: Pointer) -> str:
+        """Place a new entry; raise ``EntryExists`` if the name is taken. Returns the pointer's etag."""
+        self.namespaces.require_open(ident.namespace)
+        etag = self._claim(ident, pointer)
+        try:
+            self.namespaces.require_open(ident.namespace)
+        except NoSuchNamespaceError:
+            self.store.delete(entry_key(ident))  # the namespace is being dropped: withdraw
+            raise
+        return etag
+
+    def _claim(self, ident: Identifier, pointer: Pointer) -> str:
+        for _ in range(self.attempts):
+            try:
+                return self.store.put(entry_key(ident), pointer.to_bytes(), CREATE)
+            except ObjectAlreadyExists:
+                pass
+            current = self.read_raw(ident)
+            if current is None:
+                continue
+            if current.pointer.state == "active":
+                raise EntryExists(current.pointer.kind)
+            if current.pointer.state == "pending":
+                self.read(ident)  # settles the rename: it either takes the name or frees it
+                settled = self.read_raw(ident)
+                if settled is not None and settled.pointer.state not in TOMBSTONES:
+                    raise EntryExists(settled.pointer.kind)
+                continue
+            if current.pointer.state == "moved":
+                self._settle_target(current.pointer.peer, ident)
+            try:
+                return self.store.put(entry_key(ident), pointer.to_bytes(), Update(current.etag))
+            except PreconditionFailed:
+                continue
+        raise EntryExists(pointer.kind)
+
+    def swing(self, ident: Identifier, expected_etag: str, pointer: Pointer) -> str:
+        """The commit point of every metadata change: compare-and-swap the pointer."""
+        return self.store.put(entry_key(ident), pointer.to_bytes(), Update(expected_etag))
+
+    def remove(self, ident: Identifier) -> None:
+        self.store.delete(entry_key(ident))
+
+    def list(self, namespace: Namespace, kind: Kind) -> list[str]:
+        names = []
+        for meta in self.store.list(entries_prefix(namespace)):
+            ident = Identifier(namespace, entry_name_from_key(meta.key))
+            current = self.read(ident)
+            if current is not None and current.pointer.kind == kind:
+                names.append(ident.name)
+        return sorted(names)
+
+    def rename(self, kind: Kind, source: Identifier, target: Identifier, not_found: Exception) -> None:
+        for _ in range(self.attempts):
+            current = self.read(source)
+            if current is None or current.pointer.kind != kind:
+                raise not_found
+            self.namespaces.require_open(target.namespace)
+            try:
+                pending_etag = self.create(target, current.pointer.pending_from(source))
+            except EntryExists as exists:
+                raise already_exists(exists.kind, target) from None
+            try:
+                self.store.put(entry_key(source), current.pointer.moved_to(target).to_bytes(), Update(current.etag))
+            except PreconditionFailed:
+                self._abort(target, pending_etag)
+                continue
+            try:
+                self.store.put(entry_key(target), current.pointer.activated().to_bytes(), Update(pending_etag))
+            except PreconditionFailed:
+                pass  # a settler rolled it forward: once the source is moved, no one can abort the target
+            return
+        raise not_found
+
+    def _abort(self, target: Identifier, pending_etag: str) -> None:
+        current = self.read_raw(target)
+        if current is not None and current.pointer.state == "pending":
+            try:
+                self.store.put(entry_key(target), current.pointer.aborted().to_bytes(), Update(pending_etag))
+            except PreconditionFailed:
+                pass

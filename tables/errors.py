@@ -1,0 +1,45 @@
+"""The table store's outcomes as typed exceptions.
+
+Iceshelf reuses pyiceberg's exception types, so a pyiceberg user reads the same names on
+both sides of the wire; the few outcomes pyiceberg has no type for are added here. The
+catalog maps every one of them to an HTTP status and an Iceberg ``ErrorModel`` in one place.
+"""
+
+from __future__ import annotations
+
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    CommitStateUnknownException,
+    NamespaceAlreadyExistsError,
+    NamespaceNotEmptyError,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+    NoSuchViewError,
+    TableAlreadyExistsError,
+    ValidationError,
+    ViewAlreadyExistsError,
+)
+
+
+class BadRequestError(ValueError):
+    """The request is malformed or names something invalid; nothing was changed."""
+
+
+class NoSuchWarehouseError(LookupError):
+    """The request names a warehouse this server does not hold."""
+
+
+__all__ = [
+    "BadRequestError",
+    "CommitFailedException",
+    "CommitStateUnknownException",
+    "NamespaceAlreadyExistsError",
+    "NamespaceNotEmptyError",
+    "NoSuchNamespaceError",
+    "NoSuchTableError",
+    "NoSuchViewError",
+    "NoSuchWarehouseError",
+    "TableAlreadyExistsError",
+    "ValidationError",
+    "ViewAlreadyExistsError",
+]

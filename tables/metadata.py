@@ -1,0 +1,111 @@
+"""Table metadata: parse, serialize and update, with the v3 pieces pyiceberg 0.12 lacks.
+
+pyiceberg models v3 metadata but refuses to write it and to upgrade a table to v3. Iceshelf
+needs both (DuckDB creates v3 tables), so this module extends pyiceberg's own update machinery
+instead of forking it: every update except ``upgrade-format-version`` to 3 goes through
+pyiceberg's ``_apply_table_update``; row lineage (``next-row-id``) is kept right for v3.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pyiceberg.partitioning import PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import TableProperties
+from pyiceberg.table.metadata import (
+    TableMetadata,
+    TableMetadataUtil,
+    TableMetadataV1,
+    TableMetadataV3,
+    new_table_metadata,
+)
+from pyiceberg.table.sorting import SortOrder
+from pyiceberg.table.update import (
+    TableUpdate,
+    UpgradeFormatVersionUpdate,
+    _apply_table_update,
+    _TableMetadataUpdateContext,
+    _update_table_metadata_log,
+)
+from pyiceberg.typedef import IcebergBaseModel
+from pyiceberg.utils.datetime import datetime_to_millis
+
+#: The newest table format Iceshelf reads and writes.
+MAX_FORMAT_VERSION = 3
+
+
+def parse_metadata(data: bytes) -> TableMetadata:
+    return _with_row_lineage(TableMetadataUtil.parse_raw(data))
+
+
+def serialize_metadata(metadata: TableMetadata) -> bytes:
+    """JSON bytes of the metadata; for v3 through the base model, since pyiceberg's v3 writer is switched off."""
+    return IcebergBaseModel.model_dump_json(metadata, exclude_none=True, by_alias=True).encode()
+
+
+def empty_metadata() -> TableMetadata:
+    """The base a create-by-updates (stage-create + ``assert-create``) applies its updates to."""
+    return TableMetadataV1.model_construct(last_column_id=-1, schema=Schema())
+
+
+def create_metadata(
+    schema: Schema,
+    spec: PartitionSpec,
+    order: SortOrder,
+    location: str,
+    properties: dict[str, str],
+) -> TableMetadata:
+    """Fresh metadata for ``createTable``: field ids reassigned as the spec requires."""
+    version = int(properties.get(TableProperties.FORMAT_VERSION, TableProperties.DEFAULT_FORMAT_VERSION))
+    if not 1 <= version <= MAX_FORMAT_VERSION:
+        raise ValueError(f"Unsupported format-version {version}; supported: 1 to {MAX_FORMAT_VERSION}")
+    metadata = new_table_metadata(schema, spec, order, location, dict(properties), uuid.uuid4())
+    return _with_row_lineage(metadata)
+
+
+def apply_updates(base: TableMetadata, updates: tuple[TableUpdate, ...], base_location: str | None) -> TableMetadata:
+    """Apply ``updates`` in order, as one change, to ``base`` (the metadata at ``base_location``).
+
+    Mirrors ``pyiceberg.table.update.update_table_metadata`` (same update handlers, same
+    metadata-log and ``previous-versions-max`` handling) and adds the v3 upgrade.
+    """
+    context = _TableMetadataUpdateContext()
+    metadata = base
+    for update in updates:
+        if isinstance(update, UpgradeFormatVersionUpdate) and update.format_version > 2:
+            metadata = _upgrade(metadata, update.format_version)
+            context.add_update(update)
+        else:
+            metadata = _with_row_lineage(_apply_table_update(update, metadata, context), before=metadata)
+    if context.has_changes():
+        if base_location:
+            metadata = _update_table_metadata_log(metadata, base_location, base.last_updated_ms)
+        if base.last_updated_ms == metadata.last_updated_ms:
+            metadata = metadata.model_copy(update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())})
+    metadata.spec().check_compatible(metadata.schema())
+    metadata.sort_order().check_compatible(metadata.schema())
+    if base_location is None:
+        # Built from nothing: run every model validator once, as pyiceberg does for creates.
+        return TableMetadataUtil.parse_obj(metadata.model_dump())
+    return metadata.model_copy(deep=True)
+
+
+def _upgrade(metadata: TableMetadata, version: int) -> TableMetadata:
+    if version > MAX_FORMAT_VERSION:
+        raise ValueError(f"Unsupported table format version: {version}")
+    if version < metadata.format_version:
+        raise ValueError(f"Cannot downgrade v{metadata.format_version} table to v{version}")
+    if version == metadata.format_version:
+        return metadata
+    upgraded = metadata.model_copy(update={"format_version": version})
+    return _with_row_lineage(TableMetadataUtil._construct_without_validation(upgraded))
+
+
+def _with_row_lineage(metadata: TableMetadata, before: TableMetadata | None = None) -> TableMetadata:
+    """Keep v3's ``next-row-id`` defined: 0 for a new table, unchanged by a snapshot that reports no rows."""
+    if metadata.format_version < 3 or metadata.next_row_id is not None:
+        return metadata
+    previous = getattr(before, "next_row_id", None) if before is not None else None
+    return metadata.model_copy(update={"next_row_id": previous or 0})

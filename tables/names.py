@@ -1,0 +1,92 @@
+"""Identifier validation and the key layout of catalog state inside a warehouse.
+
+Everything the catalog knows lives under ``_catalog/`` in the warehouse's object store:
+
+* ``_catalog/namespaces/<ns>.json``          one object per namespace (properties, state)
+* ``_catalog/entries/<ns>/<name>.json``      one pointer per table or view
+
+``<ns>`` is the namespace's levels joined by the unit separator and percent-encoded into a
+single path segment, so a nested namespace never collides with a table name and listing a
+namespace's entries is one prefix listing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+from urllib.parse import quote, unquote
+
+from tables.errors import BadRequestError
+
+Namespace = tuple[str, ...]
+
+_CATALOG = "_catalog"
+_NAMESPACES = f"{_CATALOG}/namespaces/"
+_ENTRIES = f"{_CATALOG}/entries/"
+_UNIT_SEPARATOR = "\x1f"
+MAX_NAME_LENGTH = 255
+
+
+class Identifier(NamedTuple):
+    namespace: Namespace
+    name: str
+
+    def __str__(self) -> str:
+        return ".".join((*self.namespace, self.name))
+
+
+def check_name(part: str, what: str = "name") -> str:
+    if not isinstance(part, str) or not part:
+        raise BadRequestError(f"Invalid {what}: empty names are not allowed")
+    if len(part) > MAX_NAME_LENGTH:
+        raise BadRequestError(f"Invalid {what} {part[:40]!r}...: longer than {MAX_NAME_LENGTH} characters")
+    if "/" in part or part in (".", "..") or ".." in part:
+        raise BadRequestError(f"Invalid {what} {part!r}: '/' and '..' are not allowed")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in part):
+        raise BadRequestError(f"Invalid {what} {part!r}: control characters are not allowed")
+    return part
+
+
+def check_namespace(namespace: Namespace | list[str]) -> Namespace:
+    namespace = tuple(namespace)
+    if not namespace:
+        raise BadRequestError("Invalid namespace: it must have at least one level")
+    for level in namespace:
+        check_name(level, "namespace")
+    return namespace
+
+
+def check_identifier(namespace: Namespace | list[str], name: str) -> Identifier:
+    return Identifier(check_namespace(namespace), check_name(name, "table name"))
+
+
+def _encode(namespace: Namespace) -> str:
+    return quote(_UNIT_SEPARATOR.join(namespace), safe="")
+
+
+def namespace_key(namespace: Namespace) -> str:
+    return f"{_NAMESPACES}{_encode(namespace)}.json"
+
+
+def namespaces_prefix() -> str:
+    return _NAMESPACES
+
+
+def namespace_from_key(key: str) -> Namespace:
+    return tuple(unquote(key[len(_NAMESPACES) : -len(".json")]).split(_UNIT_SEPARATOR))
+
+
+def entry_key(ident: Identifier) -> str:
+    return f"{entries_prefix(ident.namespace)}{quote(ident.name, safe='')}.json"
+
+
+def entries_prefix(namespace: Namespace) -> str:
+    return f"{_ENTRIES}{_encode(namespace)}/"
+
+
+def entry_name_from_key(key: str) -> str:
+    return unquote(key.rsplit("/", 1)[1][: -len(".json")])
+
+
+def data_path(namespace: Namespace, name: str) -> str:
+    """Relative path of a new table's or view's default location (readable, and unique per object)."""
+    return "/".join(quote(p, safe="") for p in (*namespace, name))

@@ -1,0 +1,190 @@
+"""Namespaces as objects: create-if-absent, properties by compare-and-swap, a two-phase drop.
+
+Dropping a namespace must not strand a table created at the same moment. The drop therefore
+first marks the namespace ``dropping`` (a CAS), then lists its entries and children, and only
+then deletes it (or reverts the mark). A creator writes its entry first and re-reads the
+namespace after: an entry written before the mark is seen by the drop's listing, an entry
+written after it sees the mark and withdraws. A mark left by a crashed drop expires.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+from tables.errors import (
+    BadRequestError,
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NamespaceNotEmptyError,
+    NoSuchNamespaceError,
+)
+from tables.names import (
+    Namespace,
+    check_namespace,
+    entries_prefix,
+    namespace_from_key,
+    namespace_key,
+    namespaces_prefix,
+)
+from tables.pointer import TOMBSTONES, Pointer
+from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
+
+#: A ``dropping`` mark older than this belongs to a drop that died; it no longer hides the namespace.
+DROP_MARK_TTL_MS = 30_000
+
+
+@dataclass(frozen=True)
+class NamespaceRecord:
+    properties: dict[str, str]
+    dropping_since_ms: int | None = None
+    etag: str = field(default="", compare=False)
+
+    @property
+    def dropping(self) -> bool:
+        return self.dropping_since_ms is not None and time.time() * 1000 - self.dropping_since_ms < DROP_MARK_TTL_MS
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"properties": self.properties, "dropping-since-ms": self.dropping_since_ms}).encode()
+
+    @classmethod
+    def parse(cls, data: bytes, etag: str) -> "NamespaceRecord":
+        doc = json.loads(data)
+        return cls(doc.get("properties") or {}, doc.get("dropping-since-ms"), etag)
+
+
+@dataclass(frozen=True)
+class PropertiesUpdate:
+    updated: list[str]
+    removed: list[str]
+    missing: list[str]
+
+
+class Namespaces:
+    def __init__(self, store: ObjectStore, attempts: int = 20) -> None:
+        self.store = store
+        self.attempts = attempts
+
+    def _read(self, namespace: Namespace) -> NamespaceRecord | None:
+        try:
+            got = self.store.get(namespace_key(namespace))
+        except ObjectNotFound:
+            return None
+        return NamespaceRecord.parse(got.data, got.etag)
+
+    def load(self, namespace: Namespace) -> dict[str, str]:
+        record = self._read(check_namespace(namespace))
+        if record is None:
+            raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
+        return record.properties
+
+    def exists(self, namespace: Namespace) -> bool:
+        return self._read(check_namespace(namespace)) is not None
+
+    def require_open(self, namespace: Namespace) -> None:
+        """Raise unless the namespace exists and is not being dropped: new entries may be placed in it."""
+        record = self._read(namespace)
+        if record is None:
+            raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
+        if record.dropping:
+            raise NoSuchNamespaceError(f"Namespace is being dropped: {'.'.join(namespace)}")
+
+    def create(self, namespace: Namespace, properties: dict[str, str]) -> dict[str, str]:
+        namespace = check_namespace(namespace)
+        if len(namespace) > 1:
+            self.require_open(namespace[:-1])
+        try:
+            self.store.put(namespace_key(namespace), NamespaceRecord(dict(properties)).to_bytes(), CREATE)
+        except ObjectAlreadyExists:
+            raise NamespaceAlreadyExistsError(f"Namespace already exists: {'.'.join(namespace)}") from None
+        if len(namespace) > 1:
+            self._withdraw_if_parent_closed(namespace)
+        return dict(properties)
+
+    def _withdraw_if_parent_closed(self, namespace: Namespace) -> None:
+        try:
+            self.require_open(namespace[:-1])
+        except NoSuchNamespaceError:
+            self.store.delete(namespace_key(namespace))
+            raise
+
+    def list(self, parent: Namespace = ()) -> list[Namespace]:
+        """Direct children of ``parent`` (top-level namespaces for ``()``), sorted."""
+        if parent:
+            check_namespace(parent)
+            if self._read(parent) is None:
+                raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(parent)}")
+        found = (namespace_from_key(meta.key) for meta in self.store.list(namespaces_prefix()))
+        return sorted(ns for ns in found if len(ns) == len(parent) + 1 and ns[: len(parent)] == parent)
+
+    def update_properties(self, namespace: Namespace, removals: list[str], updates: dict[str, str]) -> PropertiesUpdate:
+        namespace = check_namespace(namespace)
+        overlap = set(removals) & set(updates)
+        if overlap:
+            raise BadRequestError(f"Updates and removals overlap: {sorted(overlap)}")
+        for _ in range(self.attempts):
+            record = self._read(namespace)
+            if record is None:
+                raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
+            properties = {k: v for k, v in record.properties.items() if k not in removals}
+            properties.update(updates)
+            new = NamespaceRecord(properties, record.dropping_since_ms)
+            try:
+                self.store.put(namespace_key(namespace), new.to_bytes(), Update(record.etag))
+            except PreconditionFailed:
+                time.sleep(random.uniform(0, 0.01))
+                continue
+            return PropertiesUpdate(
+                updated=sorted(updates),
+                removed=sorted(k for k in removals if k in record.properties),
+                missing=sorted(k for k in removals if k not in record.properties),
+            )
+        raise CommitFailedException(f"Too much contention updating namespace {'.'.join(namespace)}")
+
+    def drop(self, namespace: Namespace) -> None:
+        namespace = check_namespace(namespace)
+        for _ in range(self.attempts):
+            record = self._read(namespace)
+            if record is None:
+                raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
+            marked = NamespaceRecord(record.properties, int(time.time() * 1000))
+            try:
+                self.store.put(namespace_key(namespace), marked.to_bytes(), Update(record.etag))
+            except PreconditionFailed:
+                continue
+            if self._has_contents(namespace):
+                self._unmark(namespace)
+                raise NamespaceNotEmptyError(f"Namespace is not empty: {'.'.join(namespace)}")
+            self._clear_tombstones(namespace)
+            self.store.delete(namespace_key(namespace))
+            return
+        raise CommitFailedException(f"Too much contention dropping namespace {'.'.join(namespace)}")
+
+    def _has_contents(self, namespace: Namespace) -> bool:
+        """Tables, views, renames in flight or child namespaces; rename tombstones do not count."""
+        for meta in self.store.list(entries_prefix(namespace)):
+            try:
+                pointer = Pointer.from_bytes(self.store.get(meta.key).data)
+            except ObjectNotFound:
+                continue
+            if pointer.state not in TOMBSTONES:
+                return True
+        return bool(self.list(namespace))
+
+    def _clear_tombstones(self, namespace: Namespace) -> None:
+        for meta in list(self.store.list(entries_prefix(namespace))):
+            self.store.delete(meta.key)
+
+    def _unmark(self, namespace: Namespace) -> None:
+        """Clear the ``dropping`` mark, keeping any property update that landed on top of it."""
+        for _ in range(self.attempts):
+            record = self._read(namespace)
+            if record is None or record.dropping_since_ms is None:
+                return
+            try:
+                self.store.put(namespace_key(namespace), NamespaceRecord(record.properties).to_bytes(), Update(record.etag))
+                return
+            except PreconditionFailed:
+                continue

@@ -1,0 +1,127 @@
+"""The object-store contract every backend honours.
+
+Modelled on Rust's ``object_store`` ``PutMode`` and zarr's small ``Store``: a handful of
+operations, with conditional writes as first-class modes rather than a racy
+check-then-write. Keys are ``/``-separated paths relative to the store's root.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Iterator
+
+
+class ObjectStoreError(Exception):
+    """Base of every outcome a store reports; backends raise nothing else for expected outcomes."""
+
+
+class ObjectNotFound(ObjectStoreError):
+    """The key does not exist."""
+
+
+class ObjectAlreadyExists(ObjectStoreError):
+    """A ``Create`` lost: the key already exists."""
+
+
+class PreconditionFailed(ObjectStoreError):
+    """An ``Update`` lost: the key's etag moved on, or the key is gone."""
+
+
+@dataclass(frozen=True)
+class Create:
+    """Write only if the key does not exist (S3 ``If-None-Match: *``)."""
+
+
+@dataclass(frozen=True)
+class Overwrite:
+    """Write unconditionally."""
+
+
+@dataclass(frozen=True)
+class Update:
+    """Write only if the key's current etag is ``etag`` (S3 ``If-Match``): a compare-and-swap."""
+
+    etag: str
+
+
+PutMode = Create | Overwrite | Update
+
+CREATE = Create()
+OVERWRITE = Overwrite()
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    key: str
+    size: int
+    etag: str
+    last_modified_ms: int
+
+
+@dataclass(frozen=True)
+class GetResult:
+    data: bytes
+    etag: str
+
+
+class ObjectStore(abc.ABC):
+    """A strongly consistent key/value store of immutable-per-version objects.
+
+    Every method is thread-safe. ``put`` returns the new etag, the token for the next
+    compare-and-swap. Conditional modes are abstract on purpose: no backend may inherit a
+    check-then-write default, because that is exactly the lost-update bug this layer exists
+    to prevent.
+    """
+
+    #: URI of the store's root, e.g. ``file:///srv/wh`` or ``s3://bucket/prefix``.
+    root_uri: str
+
+    @abc.abstractmethod
+    def get(self, key: str) -> GetResult:
+        """Return the object's bytes and etag, or raise ``ObjectNotFound``."""
+
+    @abc.abstractmethod
+    def head(self, key: str) -> ObjectMeta:
+        """Return the object's metadata, or raise ``ObjectNotFound``."""
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes, mode: PutMode = OVERWRITE) -> str:
+        """Write ``data`` under ``key`` honouring ``mode``; return the new etag."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error (S3 semantics)."""
+
+    @abc.abstractmethod
+    def list_page(self, prefix: str, start_after: str | None = None, limit: int = 1000) -> list[ObjectMeta]:
+        """Return up to ``limit`` objects whose key starts with ``prefix``, in key order, after ``start_after``."""
+
+    def list(self, prefix: str = "") -> Iterator[ObjectMeta]:
+        """Every object under ``prefix`` in key order, fetched page by page."""
+        start_after: str | None = None
+        while True:
+            page = self.list_page(prefix, start_after)
+            yield from page
+            if not page:
+                return
+            start_after = page[-1].key
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def uri(self, key: str) -> str:
+        """The absolute URI of ``key``, as written into Iceberg metadata."""
+        return f"{self.root_uri.rstrip('/')}/{key}"
+
+    def key_of(self, uri: str) -> str | None:
+        """The key for an absolute URI inside this store, or ``None`` if it lies outside."""
+        root = self.root_uri.rstrip("/") + "/"
+        return uri[len(root):] if uri.startswith(root) else None
+
+    def close(self) -> None:
+        """Release connections; the default store holds none."""

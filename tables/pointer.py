@@ -1,0 +1,76 @@
+"""Pointer objects: the one mutable object per table or view.
+
+A pointer names the current metadata file. Everything else a table has is immutable, so the
+whole catalog's consistency rests on swinging pointers with compare-and-swap. A pointer also
+carries the two transient states of a rename, so that a crash mid-rename is recoverable by
+whoever next touches either name (see ``tables.rename``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+from tables.names import Identifier
+
+Kind = Literal["table", "view"]
+#: ``active``: visible and committable. ``pending``: the target of an unfinished rename, not yet
+#: visible. ``moved``: the source of a rename (its target may still be pending). ``aborted``: a
+#: pending target that was rolled back. ``moved`` and ``aborted`` are tombstones: free names that
+#: a later create takes over by compare-and-swap, since an unconditional delete could race.
+State = Literal["active", "pending", "moved", "aborted"]
+TOMBSTONES = ("moved", "aborted")
+
+
+@dataclass(frozen=True)
+class Pointer:
+    kind: Kind
+    metadata_location: str
+    state: State = "active"
+    #: For ``pending``: the rename's source; for ``moved``: its target.
+    peer: Identifier | None = None
+    since_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    #: Fresh on every transition, so that two writes of a pointer never carry the same bytes:
+    #: S3 etags are content hashes, and a repeated etag would let a stale compare-and-swap win.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_bytes(self) -> bytes:
+        doc = asdict(self)
+        doc["peer"] = None if self.peer is None else {"namespace": list(self.peer.namespace), "name": self.peer.name}
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Pointer":
+        doc = json.loads(data)
+        peer = doc.get("peer")
+        doc["peer"] = None if peer is None else Identifier(tuple(peer["namespace"]), peer["name"])
+        return cls(**doc)
+
+    def _next(self, **changes: object) -> "Pointer":
+        return replace(self, since_ms=int(time.time() * 1000), token=uuid.uuid4().hex, **changes)
+
+    def moved_to(self, target: Identifier) -> "Pointer":
+        return self._next(state="moved", peer=target)
+
+    def pending_from(self, source: Identifier) -> "Pointer":
+        return self._next(state="pending", peer=source)
+
+    def aborted(self) -> "Pointer":
+        return self._next(state="aborted")
+
+    def activated(self) -> "Pointer":
+        return self._next(state="active", peer=None)
+
+    def at(self, metadata_location: str) -> "Pointer":
+        return self._next(metadata_location=metadata_location)
+
+
+@dataclass(frozen=True)
+class VersionedPointer:
+    """A pointer as read, with the etag that a compare-and-swap against it must present."""
+
+    pointer: Pointer
+    etag: str

@@ -1,0 +1,83 @@
+"""The one settings object: environment variables first, CLI flags on top.
+
+Nothing else in Iceshelf reads ``os.environ``; the composition roots take a ``Settings``.
+S3 connection settings follow the AWS SDK conventions (``AWS_ENDPOINT_URL`` and friends) so
+a deployment configured for any other S3 tool works unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+DEFAULT_WAREHOUSE = "default"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    region: str = "us-east-1"
+
+    @property
+    def path_style(self) -> bool:
+        """Custom endpoints (SeaweedFS, MinIO) are addressed path-style; AWS itself virtual-host style."""
+        return self.endpoint_url is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "S3Settings":
+        return cls(
+            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
+            access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=env.get("AWS_SESSION_TOKEN"),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+
+
+def parse_warehouses(specs: list[str] | str) -> dict[str, str]:
+    """``[NAME=]LOCATION`` entries, comma-separated in the environment; an unnamed one is ``default``."""
+    if isinstance(specs, str):
+        specs = [s for s in specs.split(",") if s.strip()]
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, sep, location = spec.partition("=")
+        if not sep or "://" in name or "/" in name:
+            name, location = DEFAULT_WAREHOUSE, spec
+        if name in out:
+            raise ValueError(f"warehouse {name!r} given twice")
+        out[name.strip()] = location.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Warehouse name -> location (a directory or ``s3://bucket[/prefix]``).
+    warehouses: dict[str, str] = field(default_factory=lambda: {DEFAULT_WAREHOUSE: "./warehouse"})
+    default_warehouse: str = DEFAULT_WAREHOUSE
+    host: str = "127.0.0.1"
+    port: int = 8181
+    s3: S3Settings = field(default_factory=S3Settings)
+    #: How often a commit re-reads and re-validates after losing a pointer race before answering 409.
+    commit_attempts: int = 20
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        env = os.environ if env is None else env
+        base = cls(s3=S3Settings.from_env(env))
+        if "ICESHELF_WAREHOUSE" in env:
+            base = replace(base, warehouses=parse_warehouses(env["ICESHELF_WAREHOUSE"]))
+        if "ICESHELF_HOST" in env:
+            base = replace(base, host=env["ICESHELF_HOST"])
+        if "ICESHELF_PORT" in env:
+            base = replace(base, port=int(env["ICESHELF_PORT"]))
+        if "ICESHELF_LOG_LEVEL" in env:
+            base = replace(base, log_level=env["ICESHELF_LOG_LEVEL"])
+        settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        if settings.default_warehouse not in settings.warehouses:
+            settings = replace(settings, default_warehouse=next(iter(settings.warehouses)))
+        return settings

@@ -1,0 +1,186 @@
+"""The table store of one warehouse: namespaces, tables, and the commit path over them.
+
+This is the API every upper layer uses -- the REST catalog, compaction, SQL. It speaks
+pyiceberg's models (``TableMetadata``, ``TableUpdate``, ``TableRequirement``) and raises the
+typed errors of ``tables.errors``; it knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import TableProperties
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
+from pyiceberg.typedef import Properties
+from pyiceberg.utils.properties import property_as_bool
+
+from tables.commit import Committer, Staged, TableChange, not_found
+from tables.entries import Entries, EntryExists, already_exists
+from tables.errors import BadRequestError, NoSuchTableError
+from tables.metadata import create_metadata
+from tables.metadata_files import MetadataFile, MetadataFiles
+from tables.names import Identifier, Namespace, check_identifier, check_namespace, data_path
+from tables.namespaces import Namespaces
+from tables.objectstore import ObjectStore
+from tables.pointer import Pointer
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    identifier: Identifier
+    file: MetadataFile
+
+    @property
+    def metadata(self) -> TableMetadata:
+        return self.file.metadata
+
+    @property
+    def metadata_location(self) -> str:
+        return self.file.location
+
+
+class TableStore:
+    def __init__(self, name: str, store: ObjectStore, commit_attempts: int = 20) -> None:
+        self.name = name
+        self.store = store
+        self.namespaces = Namespaces(store, commit_attempts)
+        self.entries = Entries(store, self.namespaces, commit_attempts)
+        self.files = MetadataFiles(store)
+        self.committer = Committer(self, commit_attempts)
+
+    # -- locations ---------------------------------------------------------------------------
+
+    def default_location(self, ident: Identifier) -> str:
+        """A fresh location per table, so a dropped-and-recreated table never shares files."""
+        return self.store.uri(f"{data_path(ident.namespace, ident.name)}-{uuid.uuid4().hex}")
+
+    def check_location(self, location: str) -> None:
+        if self.store.key_of(location.rstrip("/") + "/x") is None:
+            raise BadRequestError(f"Table location {location} must lie inside the warehouse {self.store.root_uri}")
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def new_metadata(
+        self,
+        ident: Identifier,
+        schema: Schema,
+        location: str | None = None,
+        spec: PartitionSpec | None = None,
+        order: SortOrder | None = None,
+        properties: Properties | None = None,
+    ) -> TableMetadata:
+        location = (location or self.default_location(ident)).rstrip("/")
+        self.check_location(location)
+        try:
+            return create_metadata(
+                schema, spec or UNPARTITIONED_PARTITION_SPEC, order or UNSORTED_SORT_ORDER, location, dict(properties or {})
+            )
+        except ValueError as err:
+            raise BadRequestError(str(err)) from err
+
+    def create_table(self, ident: Identifier, metadata: TableMetadata) -> LoadedTable:
+        ident = check_identifier(*ident)
+        self.namespaces.require_open(ident.namespace)
+        if self.entries.read(ident) is not None:
+            raise already_exists("table", ident)
+        written = self.files.write(metadata, None)
+        try:
+            self.entries.create(ident, Pointer("table", written.location))
+        except EntryExists as exists:
+            self.files.delete(written.location)
+            raise already_exists(exists.kind, ident) from None
+        except BaseException:
+            self.files.delete(written.location)
+            raise
+        return LoadedTable(ident, written)
+
+    def load_table(self, ident: Identifier) -> LoadedTable:
+        ident = check_identifier(*ident)
+        current = self.entries.read(ident)
+        if current is None or current.pointer.kind != "table":
+            self._require_namespace(ident.namespace)
+            raise not_found(ident)
+        return LoadedTable(ident, self.files.read(current.pointer.metadata_location))
+
+    def table_exists(self, ident: Identifier) -> bool:
+        current = self.entries.read(check_identifier(*ident))
+        return current is not None and current.pointer.kind == "table"
+
+    def list_tables(self, namespace: Namespace) -> list[str]:
+        self._require_namespace(check_namespace(namespace))
+        return self.entries.list(namespace, "table")
+
+    def drop_table(self, ident: Identifier, purge: bool = False) -> None:
+        table = self.load_table(ident)
+        self.entries.remove(table.identifier)
+        if purge:
+            self.purge_files(table.metadata.location)
+
+    def purge_files(self, location: str) -> int:
+        """Delete every object under a dropped table's location; returns how many."""
+        prefix = self.store.key_of(location.rstrip("/") + "/")
+        if prefix is None or prefix in ("", "/"):
+            return 0
+        keys = [meta.key for meta in self.store.list(prefix)]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(self.store.delete, keys))
+        return len(keys)
+
+    def register_table(self, ident: Identifier, metadata_location: str, overwrite: bool = False) -> LoadedTable:
+        ident = check_identifier(*ident)
+        file = self.files.read(metadata_location)
+        if overwrite and (current := self.entries.read(ident)) is not None:
+            if current.pointer.kind != "table":
+                raise already_exists(current.pointer.kind, ident)
+            self.entries.swing(ident, current.etag, current.pointer.at(metadata_location))
+            return LoadedTable(ident, file)
+        try:
+            self.entries.create(ident, Pointer("table", metadata_location))
+        except EntryExists as exists:
+            raise already_exists(exists.kind, ident) from None
+        return LoadedTable(ident, file)
+
+    def rename_table(self, source: Identifier, target: Identifier) -> None:
+        source, target = check_identifier(*source), check_identifier(*target)
+        self._require_namespace(source.namespace)
+        self._require_namespace(target.namespace)
+        self.entries.rename("table", source, target, not_found(source))
+
+    # -- commits -----------------------------------------------------------------------------
+
+    def commit(self, change: TableChange) -> LoadedTable:
+        change = TableChange(check_identifier(*change.identifier), change.requirements, change.updates)
+        if change.creates:
+            self._require_namespace(change.identifier.namespace)
+        return LoadedTable(change.identifier, self.committer.commit(change))
+
+    def commit_transaction(self, changes: list[TableChange]) -> list[LoadedTable]:
+        changes = [TableChange(check_identifier(*c.identifier), c.requirements, c.updates) for c in changes]
+        return [LoadedTable(c.identifier, f) for c, f in zip(changes, self.committer.commit_many(changes))]
+
+    def after_commit(self, staged: Staged) -> None:
+        """Iceberg's ``write.metadata.delete-after-commit.enabled``: drop files that fell off the log."""
+        if staged.base_metadata is None or staged.file is None:
+            return
+        new = staged.file.metadata
+        if not property_as_bool(
+            new.properties,
+            TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED,
+            TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED_DEFAULT,
+        ):
+            return
+        kept = {entry.metadata_file for entry in new.metadata_log}
+        for entry in staged.base_metadata.metadata_log:
+            if entry.metadata_file not in kept:
+                self.files.delete(entry.metadata_file)
+
+    def _require_namespace(self, namespace: Namespace) -> None:
+        self.namespaces.load(namespace)
+
+
+__all__ = ["LoadedTable", "NoSuchTableError", "TableChange", "TableStore"]
