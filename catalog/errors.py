@@ -61,12 +61,17 @@ def install(app: FastAPI) -> None:
         type_name = {404: "NoSuchEndpointException", 405: "MethodNotAllowedException"}.get(exc.status_code, "HTTPException")
         return error_response(exc.status_code, type_name, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def _any(request: Request, exc: Exception) -> JSONResponse:
+    async def _typed(request: Request, exc: Exception) -> JSONResponse:
         status, type_name = classify(exc)
         if status >= 500:
-            log.exception("%s %s failed", request.method, request.url.path)
+            log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
             message = str(exc) if isinstance(exc, e.CommitStateUnknownException) else "Internal server error"
         else:
             message = str(exc) or type_name
         return error_response(status, type_name, message)
+
+    # Each mapped class gets its own handler (handled in the exception middleware, so an expected
+    # outcome is not logged as a crash); ``Exception`` catches real faults as a 500 ErrorModel.
+    for cls, _, _ in _MAPPING:
+        app.add_exception_handler(cls, _typed)
+    app.add_exception_handler(Exception, _typed)

@@ -1,0 +1,234 @@
+"""S3 store: any S3-compatible service (AWS, SeaweedFS, MinIO) through s3fs's aiobotocore client.
+
+Conditional writes are S3's own: ``Create`` is ``PutObject`` with ``If-None-Match: *`` and
+``Update`` is ``PutObject`` with ``If-Match: <etag>``. The etag is kept exactly as S3 returns
+it (quotes included) so it can be handed straight back to ``If-Match``.
+
+Two clients, on purpose:
+
+* reads, listings, deletes and unconditional writes are idempotent, so they go through a
+  client that retries transient faults (s3fs's retry loop plus botocore's);
+* conditional writes go through a client that never retries a request the server may have
+  received: a retried ``Create``/``Update`` whose first attempt landed would answer 412 and
+  we would report a lost race for a write that actually won. Such a request fails with the
+  transport error instead (outcome unknown, the caller must re-read). Only failures to
+  *connect*, where the request was never sent, are retried.
+
+Only expected outcomes become the store's exceptions; every other fault (5xx, connection
+errors, a missing bucket, bad credentials) propagates as s3fs raised it.
+
+Known S3 semantics worth remembering:
+
+* the etag of a single-part upload is the MD5 of its content (AWS and SeaweedFS), so two
+  writes of identical bytes have the same etag and an ``Update`` cannot tell them apart
+  (ABA). Writers that need a CAS must make every version's bytes unique.
+* SeaweedFS answers ``If-Match`` on a missing key with 412 where AWS answers 404; both are
+  ``PreconditionFailed`` here.
+* AWS may answer 409 ``ConditionalRequestConflict`` while another conditional write to the
+  same key is in flight; that is a lost race too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import fsspec.asyn
+import s3fs
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+from tables.objectstore.base import (
+    Create,
+    GetResult,
+    ObjectAlreadyExists,
+    ObjectMeta,
+    ObjectNotFound,
+    ObjectStore,
+    Overwrite,
+    PreconditionFailed,
+    PutMode,
+    Update,
+)
+from tables.settings import S3Settings
+
+_TIMEOUT_S = 60
+#: Attempts per idempotent request, at each of botocore's and s3fs's retry layers.
+_RETRIES = 3
+#: Attempts for a conditional write whose connection could not be established (never sent).
+_CONNECT_ATTEMPTS = 5
+
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+_LOST_CREATE = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+_LOST_UPDATE = _LOST_CREATE | _NOT_FOUND
+
+
+def _client_error(exc: BaseException) -> ClientError | None:
+    """The botocore ``ClientError`` behind ``exc``: s3fs translates them to ``OSError`` with the original as ``__cause__``."""
+    seen = 0
+    while exc is not None and seen < 4:
+        if isinstance(exc, ClientError):
+            return exc
+        exc = exc.__cause__
+        seen += 1
+    return None
+
+
+def _error_code(exc: BaseException) -> str | None:
+    err = _client_error(exc)
+    if err is None:
+        return None
+    response = err.response or {}
+    code = str(response.get("Error", {}).get("Code", "") or "")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    # HEAD responses have no body, so botocore only knows the status ("404").
+    return code or (str(status) if status else None)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the request provably never reached the server (no connection was made)."""
+    seen = 0
+    while exc is not None and seen < 4:
+        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+            return True
+        exc = exc.__cause__
+        seen += 1
+    return False
+
+
+def _ms(value: Any) -> int:
+    return int(value.timestamp() * 1000) if value is not None else 0
+
+
+class S3Store(ObjectStore):
+    def __init__(self, bucket: str, prefix: str, settings: S3Settings) -> None:
+        if not bucket:
+            raise ValueError("S3 store needs a bucket")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.settings = settings
+        self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._fs = self._filesystem(retries=True)
+        self._cas_fs = self._filesystem(retries=False)
+
+    def _filesystem(self, retries: bool) -> s3fs.S3FileSystem:
+        s = self.settings
+        config: dict[str, Any] = {
+            "connect_timeout": _TIMEOUT_S,
+            "read_timeout": _TIMEOUT_S,
+            "retries": {"mode": "standard", "total_max_attempts": _RETRIES if retries else 1},
+        }
+        if s.path_style:
+            config["s3"] = {"addressing_style": "path"}
+        client_kwargs: dict[str, Any] = {"region_name": s.region}
+        if s.endpoint_url:
+            client_kwargs["endpoint_url"] = s.endpoint_url
+        fs = s3fs.S3FileSystem(
+            key=s.access_key_id,
+            secret=s.secret_access_key,
+            token=s.session_token,
+            client_kwargs=client_kwargs,
+            config_kwargs=config,
+            skip_instance_cache=True,  # each store owns its clients; close() must not close someone else's
+            use_listings_cache=False,
+        )
+        fs.retries = _RETRIES if retries else 1  # s3fs's own retry loop around each call (a class attribute)
+        return fs
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, method: str, *, cas: bool = False, **kwargs: Any) -> dict[str, Any]:
+        fs = self._cas_fs if cas else self._fs
+        return fsspec.asyn.sync(fs.loop, fs._call_s3, method, Bucket=self.bucket, **kwargs)
+
+    def _key(self, key: str) -> str:
+        if not key or key.startswith("/"):
+            raise ValueError(f"invalid object key: {key!r}")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _rel(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    # -- operations -------------------------------------------------------------------------
+
+    def get(self, key: str) -> GetResult:
+        try:
+            data, etag = fsspec.asyn.sync(self._fs.loop, self._get, self._key(key))
+        except Exception as exc:
+            if _error_code(exc) in _NOT_FOUND:
+                raise ObjectNotFound(key) from None
+            raise
+        return GetResult(data, etag)
+
+    async def _get(self, full_key: str) -> tuple[bytes, str]:
+        response = await self._fs._call_s3("get_object", Bucket=self.bucket, Key=full_key)
+        async with response["Body"] as body:
+            data = await body.read()
+        return data, response["ETag"]
+
+    def head(self, key: str) -> ObjectMeta:
+        try:
+            response = self._call("head_object", Key=self._key(key))
+        except Exception as exc:
+            if _error_code(exc) in _NOT_FOUND:
+                raise ObjectNotFound(key) from None
+            raise
+        return ObjectMeta(key, int(response["ContentLength"]), response["ETag"], _ms(response.get("LastModified")))
+
+    def put(self, key: str, data: bytes, mode: PutMode = Overwrite()) -> str:
+        kwargs: dict[str, Any] = {"Key": self._key(key), "Body": bytes(data)}
+        match mode:
+            case Overwrite():
+                return self._call("put_object", **kwargs)["ETag"]
+            case Create():
+                kwargs["IfNoneMatch"] = "*"
+                lost, error = _LOST_CREATE, ObjectAlreadyExists
+            case Update(etag=etag):
+                kwargs["IfMatch"] = etag
+                lost, error = _LOST_UPDATE, PreconditionFailed
+            case _:
+                raise TypeError(f"unknown put mode: {mode!r}")
+        for attempt in range(_CONNECT_ATTEMPTS):
+            try:
+                return self._call("put_object", cas=True, **kwargs)["ETag"]
+            except Exception as exc:
+                if _error_code(exc) in lost:
+                    raise error(key) from None
+                if not _never_sent(exc) or attempt == _CONNECT_ATTEMPTS - 1:
+                    raise
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+        raise AssertionError("unreachable")
+
+    def delete(self, key: str) -> None:
+        try:
+            self._call("delete_object", Key=self._key(key))
+        except Exception as exc:
+            if _error_code(exc) in _NOT_FOUND:
+                return
+            raise
+
+    def list_page(self, prefix: str, start_after: str | None = None, limit: int = 1000) -> list[ObjectMeta]:
+        if limit <= 0:
+            return []
+        full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        kwargs: dict[str, Any] = {"Prefix": full_prefix, "MaxKeys": min(limit, 1000)}
+        if start_after is not None:
+            kwargs["StartAfter"] = f"{self.prefix}/{start_after}" if self.prefix else start_after
+        out: list[ObjectMeta] = []
+        while True:
+            response = self._call("list_objects_v2", **kwargs)
+            for item in response.get("Contents", []):
+                out.append(ObjectMeta(self._rel(item["Key"]), int(item["Size"]), item["ETag"], _ms(item.get("LastModified"))))
+            if len(out) >= limit or not response.get("IsTruncated") or not response.get("NextContinuationToken"):
+                return out[:limit]
+            kwargs = {"Prefix": full_prefix, "MaxKeys": min(limit - len(out), 1000),
+                      "ContinuationToken": response["NextContinuationToken"]}
+
+    def close(self) -> None:
+        for fs in (self._fs, self._cas_fs):
+            creator = getattr(fs, "_s3creator", None)
+            if creator is not None and getattr(fs, "_s3", None) is not None:
+                try:
+                    fsspec.asyn.sync(fs.loop, creator.__aexit__, None, None, None, timeout=10)
+                finally:
+                    fs._s3 = None
+                    fs._s3creator = None
