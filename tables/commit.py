@@ -22,7 +22,13 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import AssertCreate, TableRequirement, TableUpdate
 
 from tables.entries import EntryExists
-from tables.errors import BadRequestError, CommitFailedException, CommitStateUnknownException, NoSuchTableError
+from tables.errors import (
+    BadRequestError,
+    CommitFailedException,
+    CommitStateUnknownException,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+)
 from tables.metadata import apply_updates, empty_metadata
 from tables.metadata_files import MetadataFile
 from tables.names import Identifier
@@ -101,15 +107,25 @@ class Committer:
         return Staged(change, current, None if base is None else base.metadata, written)
 
     def publish(self, staged: Staged) -> str:
-        """The commit point: create or swing the pointer. Returns the new pointer etag."""
+        """The commit point: create or swing the pointer. Returns the new pointer etag.
+
+        A lost race (``PreconditionFailed``) or a refused create is a clean "no"; any other failure
+        of the write (timeout, 5xx) leaves the outcome unknown, and so is reported as such: the new
+        metadata file must then be kept, since the pointer may already name it.
+        """
         assert staged.file is not None
         ident = staged.change.identifier
-        if staged.base is None:
-            try:
-                return self.tables.entries.create(ident, Pointer("table", staged.file.location))
-            except EntryExists:
-                raise CommitFailedException(f"Requirement failed: table already exists: {ident}") from None
-        return self.tables.entries.swing(ident, staged.base.etag, staged.base.pointer.at(staged.file.location))
+        try:
+            if staged.base is None:
+                try:
+                    return self.tables.entries.create(ident, Pointer("table", staged.file.location))
+                except EntryExists:
+                    raise CommitFailedException(f"Requirement failed: table already exists: {ident}") from None
+            return self.tables.entries.swing(ident, staged.base.etag, staged.base.pointer.at(staged.file.location))
+        except (PreconditionFailed, CommitFailedException, NoSuchNamespaceError):
+            raise
+        except Exception as err:
+            raise CommitStateUnknownException(f"Commit to {ident} may or may not have been applied: {err}") from err
 
     def discard(self, staged: Staged) -> None:
         if staged.file is not None:
@@ -126,6 +142,8 @@ class Committer:
                 self.discard(staged)
                 backoff(attempt)
                 continue
+            except CommitStateUnknownException:
+                raise
             except BaseException:
                 self.discard(staged)
                 raise
@@ -162,6 +180,8 @@ class Committer:
                     self.discard(s)
                 backoff(attempt)
                 continue
+            except CommitStateUnknownException:
+                raise
             except BaseException:
                 self._roll_back(swung)
                 for s in staged:

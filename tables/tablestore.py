@@ -7,6 +7,7 @@ typed errors of ``tables.errors``; it knows nothing of HTTP.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from tables.names import Identifier, Namespace, check_identifier, check_namespac
 from tables.namespaces import Namespaces
 from tables.objectstore import ObjectStore
 from tables.pointer import Pointer
+
+log = logging.getLogger("iceshelf.tables")
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,10 @@ class TableStore:
         kept = {entry.metadata_file for entry in new.metadata_log}
         for entry in staged.base_metadata.metadata_log:
             if entry.metadata_file not in kept:
-                self.files.delete(entry.metadata_file)
+                try:
+                    self.files.delete(entry.metadata_file)
+                except Exception:  # the commit stands; a leftover file is an orphan for maintenance
+                    log.warning("could not delete old metadata file %s", entry.metadata_file, exc_info=True)
 
     def _require_namespace(self, namespace: Namespace) -> None:
         self.namespaces.load(namespace)
