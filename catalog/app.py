@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from catalog import errors
-from catalog.routes import config, namespaces, tables, transactions
+from catalog.routes import config, namespaces, tables, transactions, views
 from tables.settings import Settings
 from tables.warehouses import Warehouses
 
@@ -27,6 +27,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.warehouses = warehouses
     app.state.metrics_reports = Counter()
     errors.install(app)
-    for module in (config, namespaces, tables, transactions):
+    for module in (config, namespaces, tables, transactions, views):
         app.include_router(module.router)
     return app

@@ -139,6 +139,10 @@ class Entries:
         """The commit point of every metadata change: compare-and-swap the pointer."""
         return self.store.put(entry_key(ident), pointer.to_bytes(), Update(expected_etag))
 
+    def retire(self, ident: Identifier, current: VersionedPointer) -> None:
+        """Drop the entry exactly as read: a commit that lands first makes this raise ``PreconditionFailed``."""
+        self.store.put(entry_key(ident), current.pointer.dropped().to_bytes(), Update(current.etag))
+
     def remove(self, ident: Identifier) -> None:
         self.store.delete(entry_key(ident))
 

@@ -19,10 +19,11 @@ from tables.names import Identifier
 Kind = Literal["table", "view"]
 #: ``active``: visible and committable. ``pending``: the target of an unfinished rename, not yet
 #: visible. ``moved``: the source of a rename (its target may still be pending). ``aborted``: a
-#: pending target that was rolled back. ``moved`` and ``aborted`` are tombstones: free names that
-#: a later create takes over by compare-and-swap, since an unconditional delete could race.
-State = Literal["active", "pending", "moved", "aborted"]
-TOMBSTONES = ("moved", "aborted")
+#: pending target that was rolled back. ``dropped``: a dropped or unregistered entry. These three are
+#: tombstones: free names that a later create takes over by compare-and-swap, since an
+#: unconditional delete could race with that create.
+State = Literal["active", "pending", "moved", "aborted", "dropped"]
+TOMBSTONES = ("moved", "aborted", "dropped")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Pointer:
 
     def aborted(self) -> "Pointer":
         return self._next(state="aborted")
+
+    def dropped(self) -> "Pointer":
+        return self._next(state="dropped")
 
     def activated(self) -> "Pointer":
         return self._next(state="active", peer=None)

@@ -20,15 +20,16 @@ from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_bool
 
-from tables.commit import Committer, Staged, TableChange, not_found
+from tables.commit import Committer, Staged, TableChange, backoff, not_found
 from tables.entries import Entries, EntryExists, already_exists
-from tables.errors import BadRequestError, NoSuchTableError
+from tables.errors import BadRequestError, CommitFailedException, NoSuchTableError
 from tables.metadata import create_metadata
 from tables.metadata_files import MetadataFile, MetadataFiles
 from tables.names import Identifier, Namespace, check_identifier, check_namespace, data_path
 from tables.namespaces import Namespaces
-from tables.objectstore import ObjectStore
+from tables.objectstore import ObjectStore, PreconditionFailed
 from tables.pointer import Pointer
+from tables.views import ViewFiles, ViewStore
 
 log = logging.getLogger("iceshelf.tables")
 
@@ -55,6 +56,7 @@ class TableStore:
         self.entries = Entries(store, self.namespaces, commit_attempts)
         self.files = MetadataFiles(store)
         self.committer = Committer(self, commit_attempts)
+        self.views = ViewStore(store, self.namespaces, self.entries, ViewFiles(store), self.default_location, commit_attempts)
 
     # -- locations ---------------------------------------------------------------------------
 
@@ -118,11 +120,28 @@ class TableStore:
         self._require_namespace(check_namespace(namespace))
         return self.entries.list(namespace, "table")
 
-    def drop_table(self, ident: Identifier, purge: bool = False) -> None:
-        table = self.load_table(ident)
-        self.entries.remove(table.identifier)
+    def drop_table(self, ident: Identifier, purge: bool = False) -> LoadedTable:
+        """Remove the table from the catalog; with ``purge``, delete its files too. Returns its last state."""
+        table = self.unregister_table(ident)
         if purge:
             self.purge_files(table.metadata.location)
+        return table
+
+    def unregister_table(self, ident: Identifier) -> LoadedTable:
+        """Retire the pointer by compare-and-swap, so the state returned includes every earlier commit."""
+        ident = check_identifier(*ident)
+        for attempt in range(self.committer.attempts):
+            current = self.entries.read(ident)
+            if current is None or current.pointer.kind != "table":
+                self._require_namespace(ident.namespace)
+                raise not_found(ident)
+            try:
+                self.entries.retire(ident, current)
+            except PreconditionFailed:
+                backoff(attempt)
+                continue
+            return LoadedTable(ident, self.files.read(current.pointer.metadata_location))
+        raise CommitFailedException(f"Too much contention dropping {ident}")
 
     def purge_files(self, location: str) -> int:
         """Delete every object under a dropped table's location; returns how many."""

@@ -84,6 +84,12 @@ def drop_table(
     return Response(status_code=204)
 
 
+@router.post("/namespaces/{namespace}/tables/{table}/unregister", operation_id="unregisterTable")
+def unregister_table(request: Request, prefix: str, namespace: str, table: str) -> Response:
+    loaded = warehouse(request, prefix).unregister_table(identifier_param(namespace, table))
+    return _commit_response(loaded)
+
+
 @router.post("/namespaces/{namespace}/register", operation_id="registerTable")
 def register_table(request: Request, prefix: str, namespace: str, body: RegisterTableRequest) -> Response:
     store = warehouse(request, prefix)

@@ -1,0 +1,126 @@
+"""View operations of the Iceberg REST spec: list, create, load, replace, drop, exists, rename, register.
+
+Bodies are parsed into pydantic models (pyiceberg's where they fit the spec) and handed to the
+warehouse's ``ViewStore``; a load answers ``LoadViewResult`` with the stored metadata bytes
+spliced in, as table loads do.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pyiceberg.catalog.rest import RegisterViewRequest
+from pyiceberg.schema import Schema
+from pyiceberg.view.metadata import ViewVersion
+
+from catalog.deps import identifier_param, namespace_param, warehouse
+from catalog.models import RenameTableRequest, TableIdentifierModel
+from catalog.paging import page
+from catalog.results import client_config, json_bytes
+from tables.names import Identifier, check_identifier, check_name
+from tables.tablestore import TableStore
+from tables.view_metadata import AssertViewUUID, ViewUpdate
+from tables.views import LoadedView
+
+router = APIRouter(prefix="/v1/{prefix}", tags=["views"])
+
+
+class _ViewRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class CreateViewRequest(_ViewRequest):
+    """The spec's ``CreateViewRequest``; pyiceberg's own model wrongly requires ``location``."""
+
+    name: str
+    location: str | None = None
+    view_schema: Schema = Field(alias="schema")
+    view_version: ViewVersion = Field(alias="view-version")
+    properties: dict[str, str] = Field(default_factory=dict)
+
+
+class CommitViewRequest(_ViewRequest):
+    identifier: TableIdentifierModel | None = None
+    requirements: tuple[AssertViewUUID, ...] = ()
+    updates: tuple[ViewUpdate, ...]
+
+
+def _load_view_response(request: Request, store: TableStore, loaded: LoadedView) -> Response:
+    config = client_config(store, request.app.state.settings.s3)
+    body = b"".join(
+        [
+            b'{"metadata-location":',
+            json_bytes(loaded.metadata_location),
+            b',"metadata":',
+            loaded.file.raw,
+            b',"config":',
+            json_bytes(config),
+            b"}",
+        ]
+    )
+    return Response(body, media_type="application/json")
+
+
+@router.get("/namespaces/{namespace}/views", operation_id="listViews")
+def list_views(
+    request: Request,
+    prefix: str,
+    namespace: str,
+    page_token: str | None = Query(None, alias="pageToken"),
+    page_size: int | None = Query(None, alias="pageSize"),
+) -> JSONResponse:
+    ns = namespace_param(namespace)
+    names, token = page(warehouse(request, prefix).views.list_views(ns), str, page_token, page_size)
+    body: dict = {"identifiers": [{"namespace": list(ns), "name": name} for name in names]}
+    if token:
+        body["next-page-token"] = token
+    return JSONResponse(body)
+
+
+@router.post("/namespaces/{namespace}/views", operation_id="createView")
+def create_view(request: Request, prefix: str, namespace: str, body: CreateViewRequest) -> Response:
+    store = warehouse(request, prefix)
+    ident = Identifier(namespace_param(namespace), check_name(body.name, "view name"))
+    loaded = store.views.create_view(ident, body.view_schema, body.view_version, body.location, body.properties)
+    return _load_view_response(request, store, loaded)
+
+
+@router.get("/namespaces/{namespace}/views/{view}", operation_id="loadView")
+def load_view(request: Request, prefix: str, namespace: str, view: str) -> Response:
+    store = warehouse(request, prefix)
+    return _load_view_response(request, store, store.views.load_view(identifier_param(namespace, view)))
+
+
+@router.post("/namespaces/{namespace}/views/{view}", operation_id="replaceView")
+def replace_view(request: Request, prefix: str, namespace: str, view: str, body: CommitViewRequest) -> Response:
+    store = warehouse(request, prefix)
+    loaded = store.views.replace_view(identifier_param(namespace, view), body.requirements, body.updates)
+    return _load_view_response(request, store, loaded)
+
+
+@router.delete("/namespaces/{namespace}/views/{view}", operation_id="dropView", status_code=204)
+def drop_view(request: Request, prefix: str, namespace: str, view: str) -> Response:
+    warehouse(request, prefix).views.drop_view(identifier_param(namespace, view))
+    return Response(status_code=204)
+
+
+@router.head("/namespaces/{namespace}/views/{view}", operation_id="viewExists")
+def view_exists(request: Request, prefix: str, namespace: str, view: str) -> Response:
+    exists = warehouse(request, prefix).views.view_exists(identifier_param(namespace, view))
+    return Response(status_code=204 if exists else 404)
+
+
+@router.post("/views/rename", operation_id="renameView", status_code=204)
+def rename_view(request: Request, prefix: str, body: RenameTableRequest) -> Response:
+    source = check_identifier(tuple(body.source.namespace), body.source.name)
+    destination = check_identifier(tuple(body.destination.namespace), body.destination.name)
+    warehouse(request, prefix).views.rename_view(source, destination)
+    return Response(status_code=204)
+
+
+@router.post("/namespaces/{namespace}/register-view", operation_id="registerView")
+def register_view(request: Request, prefix: str, namespace: str, body: RegisterViewRequest) -> Response:
+    store = warehouse(request, prefix)
+    ident = Identifier(namespace_param(namespace), check_name(body.name, "view name"))
+    return _load_view_response(request, store, store.views.register_view(ident, body.metadata_location))
