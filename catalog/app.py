@@ -29,4 +29,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (config, namespaces, tables, transactions, views):
         app.include_router(module.router)
+    app.state.endpoints = config.implemented_endpoints(app)
     return app

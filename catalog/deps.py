@@ -19,8 +19,8 @@ def namespace_param(namespace: str) -> Namespace:
     return check_namespace(tuple(namespace.split(NAMESPACE_SEPARATOR)))
 
 
-def identifier_param(namespace: str, name: str) -> Identifier:
-    return check_identifier(namespace_param(namespace), name)
+def identifier_param(namespace: str, name: str, what: str = "table name") -> Identifier:
+    return check_identifier(namespace_param(namespace), name, what)
 
 
 def body_identifier(doc: dict) -> Identifier:

@@ -55,8 +55,8 @@ def check_namespace(namespace: Namespace | list[str]) -> Namespace:
     return namespace
 
 
-def check_identifier(namespace: Namespace | list[str], name: str) -> Identifier:
-    return Identifier(check_namespace(namespace), check_name(name, "table name"))
+def check_identifier(namespace: Namespace | list[str], name: str, what: str = "table name") -> Identifier:
+    return Identifier(check_namespace(namespace), check_name(name, what))
 
 
 def _encode(namespace: Namespace) -> str:

@@ -27,7 +27,7 @@ from tables.metadata import create_metadata
 from tables.metadata_files import MetadataFile, MetadataFiles
 from tables.names import Identifier, Namespace, check_identifier, check_namespace, data_path
 from tables.namespaces import Namespaces
-from tables.objectstore import ObjectStore, PreconditionFailed
+from tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
 from tables.pointer import Pointer
 from tables.views import ViewFiles, ViewStore
 
@@ -91,8 +91,8 @@ class TableStore:
     def create_table(self, ident: Identifier, metadata: TableMetadata) -> LoadedTable:
         ident = check_identifier(*ident)
         self.namespaces.require_open(ident.namespace)
-        if self.entries.read(ident) is not None:
-            raise already_exists("table", ident)
+        if (existing := self.entries.read(ident)) is not None:
+            raise already_exists(existing.pointer.kind, ident)
         written = self.files.write(metadata, None)
         try:
             self.entries.create(ident, Pointer("table", written.location))
@@ -155,7 +155,10 @@ class TableStore:
 
     def register_table(self, ident: Identifier, metadata_location: str, overwrite: bool = False) -> LoadedTable:
         ident = check_identifier(*ident)
-        file = self.files.read(metadata_location)
+        try:
+            file = self.files.read(metadata_location)
+        except ObjectNotFound:
+            raise BadRequestError(f"No metadata file at {metadata_location}") from None
         if overwrite and (current := self.entries.read(ident)) is not None:
             if current.pointer.kind != "table":
                 raise already_exists(current.pointer.kind, ident)

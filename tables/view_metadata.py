@@ -8,9 +8,11 @@ duplicated, new ids are one past the highest, ``set-current-view-version`` write
 version-log entry, ``version.history.num-entries`` bounds the kept versions, and a replace
 may not drop a SQL dialect unless ``replace.drop-dialect.allowed`` is set.
 
-Two deliberate leniencies over Java, both for requests Java would reject although they have
-one meaning: ``schema-id: -1`` is resolved before looking for an identical version, and an
-``add-schema`` that reuses an existing schema makes it the "last added" one.
+Two deliberate leniencies over Java, both for requests Java rejects although they have one
+meaning: ``schema-id: -1`` is resolved before looking for an identical version, and an
+``add-schema`` or ``add-view-version`` that reuses an existing schema or version makes it the
+"last added" one -- so "replace the view with SQL it once had" followed by
+``set-current-view-version: -1`` reverts to that version instead of failing.
 """
 
 from __future__ import annotations
@@ -201,8 +203,7 @@ class _Builder:
             version = version.model_copy(update={"schema_id": self.last_added_schema_id})
         existing = next((v for v in self.versions if _same_version(v, version)), None)
         if existing is not None:
-            added_here = existing.version_id in self.added_version_ids
-            self.last_added_version_id = existing.version_id if added_here else None
+            self.last_added_version_id = existing.version_id
             return existing.version_id
         if not any(s.schema_id == version.schema_id for s in self.schemas):
             raise BadRequestError(f"Cannot add version with unknown schema: {version.schema_id}")

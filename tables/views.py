@@ -113,7 +113,7 @@ class ViewStore:
         location: str | None = None,
         properties: dict[str, str] | None = None,
     ) -> LoadedView:
-        ident = check_identifier(*ident)
+        ident = check_identifier(*ident, "view name")
         self.namespaces.require_open(ident.namespace)
         if (current := self.entries.read(ident)) is not None:
             raise already_exists(current.pointer.kind, ident)
@@ -131,11 +131,11 @@ class ViewStore:
         return LoadedView(ident, written)
 
     def load_view(self, ident: Identifier) -> LoadedView:
-        ident = check_identifier(*ident)
+        ident = check_identifier(*ident, "view name")
         return LoadedView(ident, self.files.read(self._pointer(ident).pointer.metadata_location))
 
     def view_exists(self, ident: Identifier) -> bool:
-        current = self.entries.read(check_identifier(*ident))
+        current = self.entries.read(check_identifier(*ident, "view name"))
         return current is not None and current.pointer.kind == "view"
 
     def list_views(self, namespace: Namespace) -> list[str]:
@@ -144,10 +144,16 @@ class ViewStore:
         return self.entries.list(namespace, "view")
 
     def drop_view(self, ident: Identifier) -> None:
-        """Forget the view; its metadata files stay, as Iceberg's catalogs leave them."""
-        ident = check_identifier(*ident)
-        self._pointer(ident)
-        self.entries.remove(ident)
+        """Retire the pointer by compare-and-swap, like a table drop; the metadata files stay, as in Iceberg's catalogs."""
+        ident = check_identifier(*ident, "view name")
+        for attempt in range(self.attempts):
+            try:
+                self.entries.retire(ident, self._pointer(ident))
+            except PreconditionFailed:
+                backoff(attempt)
+                continue
+            return
+        raise CommitFailedException(f"Too much contention dropping view {ident}")
 
     def rename_view(self, source: Identifier, target: Identifier) -> None:
         source, target = check_identifier(*source), check_identifier(*target)
@@ -156,7 +162,7 @@ class ViewStore:
         self.entries.rename("view", source, target, not_found(source))
 
     def register_view(self, ident: Identifier, metadata_location: str) -> LoadedView:
-        ident = check_identifier(*ident)
+        ident = check_identifier(*ident, "view name")
         self.namespaces.require_open(ident.namespace)
         try:
             file = self.files.read(metadata_location)
@@ -178,7 +184,7 @@ class ViewStore:
         The requirements alone decide whether the change still applies after a lost race; if one
         fails the caller gets ``CommitFailedException`` and no file this call wrote stays behind.
         """
-        ident = check_identifier(*ident)
+        ident = check_identifier(*ident, "view name")
         for attempt in range(self.attempts):
             current = self._pointer(ident)
             base = self.files.read(current.pointer.metadata_location)

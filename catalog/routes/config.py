@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from catalog.results import client_config
@@ -10,16 +10,12 @@ from catalog.results import client_config
 router = APIRouter(tags=["configuration"])
 
 
-def implemented_endpoints(app) -> list[str]:
-    """Derived from the routes themselves, so the list can never claim what is not served."""
-    found = []
-    for route in app.routes:
-        path = getattr(route, "path", "")
-        if not path.startswith("/v1/{prefix}/"):
-            continue
-        for method in sorted(getattr(route, "methods", ())):
-            found.append(f"{method} {path}")
-    return sorted(set(found))
+def implemented_endpoints(app: FastAPI) -> list[str]:
+    """Derived from the app's own OpenAPI document, so the list can never claim what is not served."""
+    paths = app.openapi()["paths"]
+    return sorted(
+        f"{method.upper()} {path}" for path, operations in paths.items() if path.startswith("/v1/{prefix}/") for method in operations
+    )
 
 
 @router.get("/v1/config", operation_id="getConfig")
@@ -29,6 +25,6 @@ def get_config(request: Request, warehouse: str | None = None) -> JSONResponse:
         {
             "defaults": client_config(store, request.app.state.settings.s3),
             "overrides": {"prefix": store.name},
-            "endpoints": implemented_endpoints(request.app),
+            "endpoints": request.app.state.endpoints,
         }
     )

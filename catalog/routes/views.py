@@ -89,32 +89,32 @@ def create_view(request: Request, prefix: str, namespace: str, body: CreateViewR
 @router.get("/namespaces/{namespace}/views/{view}", operation_id="loadView")
 def load_view(request: Request, prefix: str, namespace: str, view: str) -> Response:
     store = warehouse(request, prefix)
-    return _load_view_response(request, store, store.views.load_view(identifier_param(namespace, view)))
+    return _load_view_response(request, store, store.views.load_view(identifier_param(namespace, view, "view name")))
 
 
 @router.post("/namespaces/{namespace}/views/{view}", operation_id="replaceView")
 def replace_view(request: Request, prefix: str, namespace: str, view: str, body: CommitViewRequest) -> Response:
     store = warehouse(request, prefix)
-    loaded = store.views.replace_view(identifier_param(namespace, view), body.requirements, body.updates)
+    loaded = store.views.replace_view(identifier_param(namespace, view, "view name"), body.requirements, body.updates)
     return _load_view_response(request, store, loaded)
 
 
 @router.delete("/namespaces/{namespace}/views/{view}", operation_id="dropView", status_code=204)
 def drop_view(request: Request, prefix: str, namespace: str, view: str) -> Response:
-    warehouse(request, prefix).views.drop_view(identifier_param(namespace, view))
+    warehouse(request, prefix).views.drop_view(identifier_param(namespace, view, "view name"))
     return Response(status_code=204)
 
 
 @router.head("/namespaces/{namespace}/views/{view}", operation_id="viewExists")
 def view_exists(request: Request, prefix: str, namespace: str, view: str) -> Response:
-    exists = warehouse(request, prefix).views.view_exists(identifier_param(namespace, view))
+    exists = warehouse(request, prefix).views.view_exists(identifier_param(namespace, view, "view name"))
     return Response(status_code=204 if exists else 404)
 
 
 @router.post("/views/rename", operation_id="renameView", status_code=204)
 def rename_view(request: Request, prefix: str, body: RenameTableRequest) -> Response:
-    source = check_identifier(tuple(body.source.namespace), body.source.name)
-    destination = check_identifier(tuple(body.destination.namespace), body.destination.name)
+    source = check_identifier(tuple(body.source.namespace), body.source.name, "view name")
+    destination = check_identifier(tuple(body.destination.namespace), body.destination.name, "view name")
     warehouse(request, prefix).views.rename_view(source, destination)
     return Response(status_code=204)
 
