@@ -73,13 +73,25 @@ _session: aiobotocore.session.AioSession | None = None
 _session_lock = threading.Lock()
 
 
+def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
+    """Drop the ``Expect: 100-continue`` botocore puts on every PutObject.
+
+    aiohttp waits for the interim "100 Continue" with no timeout at all: if it never comes
+    (a stalled server, a lost packet, a proxy) the call hangs forever instead of failing
+    after ``read_timeout``. Our bodies are small; sending them straight away costs nothing.
+    """
+    params.get("headers", {}).pop("Expect", None)
+
+
 def _shared_session() -> aiobotocore.session.AioSession:
     """One botocore session for every store: it caches the parsed service models, which makes
     creating a client ~10x cheaper than with a session of its own. Clients stay per store."""
     global _session
     with _session_lock:
         if _session is None:
-            _session = aiobotocore.session.AioSession()
+            session = aiobotocore.session.AioSession()
+            session.get_component("event_emitter").register_last("before-call.s3", _no_expect_continue)
+            _session = session
         return _session
 
 
