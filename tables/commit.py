@@ -99,8 +99,8 @@ class Committer:
             raise not_found(change.identifier)
         base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
         metadata = apply_change(change, None if base is None else base.metadata, None if base is None else base.location)
-        if base is not None and not change.updates:
-            return Staged(change, current, base.metadata, None)
+        if base is not None and (not change.updates or metadata is base.metadata):
+            return Staged(change, current, base.metadata, None)  # a no-op: no new version
         if current is None:
             self.tables.check_location(metadata.location)
         written = self.tables.files.write(metadata, None if base is None else base.location)

@@ -23,6 +23,7 @@ from pyiceberg.table.metadata import (
 )
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import (
+    RemovePropertiesUpdate,
     TableUpdate,
     UpgradeFormatVersionUpdate,
     _apply_table_update,
@@ -78,7 +79,12 @@ def apply_updates(base: TableMetadata, updates: tuple[TableUpdate, ...], base_lo
             metadata = _upgrade(metadata, update.format_version)
             context.add_update(update)
         else:
+            if isinstance(update, RemovePropertiesUpdate):
+                # As Java's builder: removing a key that is not set is no error (pyiceberg raises KeyError).
+                update = RemovePropertiesUpdate(removals=[k for k in update.removals if k in metadata.properties])
             metadata = _with_row_lineage(_apply_table_update(update, metadata, context), before=metadata)
+    if base_location is not None and not context.has_changes():
+        return base  # nothing changed: the caller commits nothing, as Java does, rather than a new version
     if context.has_changes():
         if base_location:
             metadata = _update_table_metadata_log(metadata, base_location, base.last_updated_ms)
