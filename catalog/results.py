@@ -21,7 +21,12 @@ def json_bytes(value: object) -> bytes:
 
 
 def client_config(store: TableStore, s3: S3Settings) -> dict[str, str]:
-    """What a client needs to reach the warehouse's files with nothing but the catalog URI."""
+    """What a client needs to reach the warehouse's files with nothing but the catalog URI.
+
+    Served as ``/v1/config`` defaults only. A table's own ``config`` stays empty until it vends
+    credentials: DuckDB turns a table config into a storage secret scoped to the table, and a
+    key-less one would shadow the S3 secret the user gave it.
+    """
     if not store.store.root_uri.startswith("s3://"):
         return {}
     config = {"s3.region": s3.region, "client.region": s3.region}
@@ -45,16 +50,13 @@ def load_table_response(request: Request, store: TableStore, loaded: LoadedTable
         metadata = loaded.metadata
         heads = {ref.snapshot_id for ref in metadata.refs.values()}
         raw = serialize_metadata(metadata.model_copy(update={"snapshots": [s for s in metadata.snapshots if s.snapshot_id in heads]}))
-    config = client_config(store, request.app.state.settings.s3)
     body = b"".join(
         [
             b'{"metadata-location":',
             json_bytes(loaded.metadata_location),
             b',"metadata":',
             raw,
-            b',"config":',
-            json_bytes(config),
-            b"}",
+            b',"config":{}}',
         ]
     )
     return Response(body, media_type="application/json", headers={"ETag": etag})

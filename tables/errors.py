@@ -25,6 +25,10 @@ class BadRequestError(ValueError):
     """The request is malformed or names something invalid; nothing was changed."""
 
 
+class UnprocessableEntityError(ValueError):
+    """Well-formed but contradictory, e.g. the same namespace property both set and removed."""
+
+
 class NoSuchWarehouseError(LookupError):
     """The request names a warehouse this server does not hold."""
 
@@ -40,6 +44,7 @@ __all__ = [
     "NoSuchViewError",
     "NoSuchWarehouseError",
     "TableAlreadyExistsError",
+    "UnprocessableEntityError",
     "ValidationError",
     "ViewAlreadyExistsError",
 ]

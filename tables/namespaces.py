@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass, field
 
 from tables.errors import (
-    BadRequestError,
     CommitFailedException,
     NamespaceAlreadyExistsError,
     NamespaceNotEmptyError,
     NoSuchNamespaceError,
+    UnprocessableEntityError,
 )
 from tables.names import (
     Namespace,
@@ -123,7 +123,7 @@ class Namespaces:
         namespace = check_namespace(namespace)
         overlap = set(removals) & set(updates)
         if overlap:
-            raise BadRequestError(f"Updates and removals overlap: {sorted(overlap)}")
+            raise UnprocessableEntityError(f"Properties both updated and removed: {sorted(overlap)}")
         for _ in range(self.attempts):
             record = self._read(namespace)
             if record is None:

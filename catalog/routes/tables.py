@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from catalog.deps import identifier_param, namespace_param, warehouse
 from catalog.models import CommitTableRequest, CreateTableRequest, RegisterTableRequest, RenameTableRequest, ReportMetricsRequest
 from catalog.paging import page
-from catalog.results import client_config, json_bytes, load_table_response
+from catalog.results import json_bytes, load_table_response
 from tables.commit import TableChange
 from tables.errors import BadRequestError
 from tables.metadata import serialize_metadata
@@ -48,9 +48,7 @@ def create_table(request: Request, prefix: str, namespace: str, body: CreateTabl
     if body.stage_create:
         if store.table_exists(ident):
             store.create_table(ident, metadata)  # raises the AlreadyExists a real create would
-        raw = serialize_metadata(metadata)
-        config = client_config(store, request.app.state.settings.s3)
-        return Response(b'{"metadata":' + raw + b',"config":' + json_bytes(config) + b"}", media_type="application/json")
+        return Response(b'{"metadata":' + serialize_metadata(metadata) + b',"config":{}}', media_type="application/json")
     loaded = store.create_table(ident, metadata)
     return load_table_response(request, store, loaded)
 
