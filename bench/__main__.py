@@ -1,0 +1,57 @@
+"""``python -m bench [--quick] [--out bench-results/catalog.json]``: run the catalog benchmarks.
+
+Run from the repository root (the benchmark starts servers with ``tests.servers``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from bench.catalog import BenchConfig, run_to_file, summary_table  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = BenchConfig()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-results/catalog.json"), help="JSON report path")
+    parser.add_argument("--quick", action="store_true", help="tiny sample sizes: a smoke run, not a measurement")
+    parser.add_argument("--loads", type=int, help=f"sequential loadTable GETs per system (default {defaults.loads})")
+    parser.add_argument("--warmup", type=int, help=f"untimed GETs before each latency series (default {defaults.warmup})")
+    parser.add_argument("--threads", type=int, help=f"client threads for throughput (default {defaults.threads})")
+    parser.add_argument(
+        "--throughput-seconds", type=float, help=f"throughput window per system (default {defaults.throughput_seconds})"
+    )
+    parser.add_argument("--commits", type=int, help=f"timed one-row appends per system (default {defaults.commits})")
+    parser.add_argument("--snapshots", type=int, help=f"snapshots in the loaded table (default {defaults.snapshots})")
+    parser.add_argument(
+        "--rounds", type=int, help=f"interleaved rounds the systems take turns in (default {defaults.rounds})"
+    )
+    parser.add_argument("--workdir", type=Path, help="keep SeaweedFS data, warehouses and server logs here")
+    parser.add_argument("--keep", action="store_true", help="do not delete the temporary work directory")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = BenchConfig.quick() if args.quick else BenchConfig()
+    for name in ("loads", "warmup", "threads", "throughput_seconds", "commits", "snapshots", "rounds"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    # SIGTERM unwinds like Ctrl-C so the servers started for the run are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    report = run_to_file(cfg, args.out, workdir=args.workdir, keep=args.keep)
+    print(summary_table(report))
+    print(f"\nwrote {args.out} ({report['elapsed_s']}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
