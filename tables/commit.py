@@ -13,8 +13,6 @@ is acknowledged only after its swing succeeded.
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +32,8 @@ from tables.metadata_files import MetadataFile
 from tables.names import Identifier
 from tables.objectstore import PreconditionFailed
 from tables.pointer import Pointer, VersionedPointer
+from tables.retry import backoff
+from tables.transactions import TxnRecord
 
 if TYPE_CHECKING:
     from tables.tablestore import TableStore
@@ -60,10 +60,6 @@ class Staged:
     file: MetadataFile | None  # None: the change is a no-op
 
 
-def backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
-
-
 def apply_change(change: TableChange, base_metadata: TableMetadata | None, base_location: str | None) -> TableMetadata:
     """Validate requirements and apply updates; pure, so it can be re-run on every retry."""
     for requirement in change.requirements:
@@ -86,6 +82,10 @@ def table_pointer(current: VersionedPointer | None, ident: Identifier) -> Versio
     return current
 
 
+class TransactionAborted(Exception):
+    """Another replica aborted our transaction as abandoned: roll back and start over."""
+
+
 class Committer:
     """Applies ``TableChange``s to one warehouse; used by the REST catalog and by compaction alike."""
 
@@ -93,8 +93,9 @@ class Committer:
         self.tables = tables
         self.attempts = attempts
 
-    def stage(self, change: TableChange) -> Staged:
-        current = table_pointer(self.tables.entries.read(change.identifier), change.identifier)
+    def stage(self, change: TableChange, current: VersionedPointer | None) -> Staged:
+        """Validate and apply ``change`` on the state ``current`` names; write the new metadata file."""
+        current = table_pointer(current, change.identifier)
         if current is None and not change.creates:
             raise not_found(change.identifier)
         base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
@@ -106,22 +107,21 @@ class Committer:
         written = self.tables.files.write(metadata, None if base is None else base.location)
         return Staged(change, current, None if base is None else base.metadata, written)
 
-    def publish(self, staged: Staged) -> str:
-        """The commit point: create or swing the pointer. Returns the new pointer etag.
+    def publish(self, staged: Staged, pointer: Pointer) -> str:
+        """Create or swing the pointer to ``pointer``. Returns the new pointer etag.
 
         A lost race (``PreconditionFailed``) or a refused create is a clean "no"; any other failure
         of the write (timeout, 5xx) leaves the outcome unknown, and so is reported as such: the new
         metadata file must then be kept, since the pointer may already name it.
         """
-        assert staged.file is not None
         ident = staged.change.identifier
         try:
             if staged.base is None:
                 try:
-                    return self.tables.entries.create(ident, Pointer("table", staged.file.location))
+                    return self.tables.entries.create(ident, pointer)
                 except EntryExists:
                     raise CommitFailedException(f"Requirement failed: table already exists: {ident}") from None
-            return self.tables.entries.swing(ident, staged.base.etag, staged.base.pointer.at(staged.file.location))
+            return self.tables.entries.swing(ident, staged.base.etag, pointer)
         except (PreconditionFailed, CommitFailedException, NoSuchNamespaceError):
             raise
         except Exception as err:
@@ -132,12 +132,14 @@ class Committer:
             self.tables.files.delete(staged.file.location)
 
     def commit(self, change: TableChange) -> MetadataFile:
+        """One table: the pointer's compare-and-swap is the commit point."""
         for attempt in range(self.attempts):
-            staged = self.stage(change)
+            staged = self.stage(change, self.tables.entries.read_settled(change.identifier))
             if staged.file is None:
                 return self.tables.files.read(staged.base.pointer.metadata_location)
+            new = Pointer("table", staged.file.location) if staged.base is None else staged.base.pointer.at(staged.file.location)
             try:
-                self.publish(staged)
+                self.publish(staged, new)
             except PreconditionFailed:
                 self.discard(staged)
                 backoff(attempt)
@@ -152,56 +154,88 @@ class Committer:
         raise CommitFailedException(f"Commit to {change.identifier} lost {self.attempts} races in a row; retry later")
 
     def commit_many(self, changes: list[TableChange]) -> list[MetadataFile]:
-        """All-or-nothing for requirements: every change is validated and written before any pointer moves.
+        """Several tables, atomically: staged pointers, then one CAS on a transaction record.
 
-        A lost race on any pointer rolls the already-swung pointers back (by compare-and-swap)
-        and retries the whole set. Crash-atomicity across tables is a stronger protocol.
+        See ``tables.transactions`` for the protocol. Tables are staged in key order, so two
+        transactions over the same tables wait for each other instead of deadlocking.
         """
         idents = [c.identifier for c in changes]
         if len(set(idents)) != len(idents):
             raise BadRequestError("A transaction may change each table only once")
+        if len(changes) == 1:
+            return [self.commit(changes[0])]
+        ordered = sorted(changes, key=lambda c: (c.identifier.namespace, c.identifier.name))
+        txns = self.tables.entries.txns
         for attempt in range(self.attempts):
-            staged: list[Staged] = []
+            record = txns.begin([str(c.identifier) for c in ordered])
+            staged: list[tuple[Staged, str | None]] = []
             try:
-                for change in changes:
-                    staged.append(self.stage(change))
-            except BaseException:
-                for s in staged:
-                    self.discard(s)
-                raise
-            swung: list[tuple[Staged, str]] = []
-            try:
-                for s in staged:
-                    if s.file is not None:
-                        swung.append((s, self.publish(s)))
-            except PreconditionFailed:
-                self._roll_back(swung)
-                for s in staged:
-                    self.discard(s)
+                for change in ordered:
+                    staged.append(self._stage_in(record.id, change))
+                if self._decide_committed(record) is None:
+                    raise TransactionAborted(record.id)
+            except TransactionAborted:
+                self._settle_all(record.id, staged, committed=False)
                 backoff(attempt)
                 continue
             except CommitStateUnknownException:
-                raise
+                raise  # staged pointers stay for any replica to settle once the record is decided
             except BaseException:
-                self._roll_back(swung)
-                for s in staged:
-                    self.discard(s)
+                txns.decide(record, "aborted")  # or someone aborted it already: nobody else commits it
+                self._settle_all(record.id, staged, committed=False)
                 raise
-            for s in staged:
-                if s.file is not None:
-                    self.tables.after_commit(s)
-            return [s.file or self.tables.files.read(s.base.pointer.metadata_location) for s in staged]
+            self._settle_all(record.id, staged, committed=True)
+            by_ident = {s.change.identifier: s for s, _ in staged}
+            return [self._result(by_ident[ident]) for ident in idents]
         raise CommitFailedException("Transaction lost too many races in a row; retry later")
 
-    def _roll_back(self, swung: list[tuple[Staged, str]]) -> None:
-        for s, etag in reversed(swung):
-            ident = s.change.identifier
-            if s.base is None:
-                self.tables.entries.remove(ident)
-                continue
+    def _decide_committed(self, record: TxnRecord) -> TxnRecord | None:
+        """The commit point. A failed write of the flip (not a lost CAS) leaves the outcome unknown."""
+        try:
+            return self.tables.entries.txns.decide(record, "committed")
+        except Exception as err:
+            raise CommitStateUnknownException(f"Transaction {record.id} may or may not have committed: {err}") from err
+
+    def _stage_in(self, txn_id: str, change: TableChange) -> tuple[Staged, str | None]:
+        """Stage one table of a transaction: its pointer names the transaction and the new location."""
+        for attempt in range(self.attempts):
+            staged = self.stage(change, self.tables.entries.read_settled(change.identifier))
+            if staged.file is None:
+                return staged, None
+            base = staged.base.pointer if staged.base is not None else Pointer("table", None)
             try:
-                self.tables.entries.swing(ident, etag, s.base.pointer.activated())
+                return staged, self.publish(staged, base.staged_in(txn_id, staged.file.location))
             except PreconditionFailed:
-                raise CommitStateUnknownException(
-                    f"Transaction partly applied: {ident} changed again before it could be rolled back"
-                ) from None
+                self.discard(staged)
+                backoff(attempt)
+            except CommitStateUnknownException:
+                raise
+            except BaseException:
+                self.discard(staged)
+                raise
+        raise CommitFailedException(f"Staging {change.identifier} lost {self.attempts} races in a row; retry later")
+
+    def _settle_all(self, txn_id: str, staged: list[tuple[Staged, str | None]], committed: bool) -> None:
+        """Roll every staged pointer forward or back, then forget the record -- only once none names it."""
+        entries = self.tables.entries
+        unsettled = 0
+        for s, etag in staged:
+            if etag is None:
+                continue
+            ident = s.change.identifier
+            for _ in range(self.attempts):
+                current = entries.read_raw(ident)
+                if current is None or current.pointer.txn != txn_id:
+                    break
+                entries.settle(ident, current, committed)
+            else:
+                unsettled += 1  # left for readers to settle from the record, which therefore stays
+            if committed:
+                self.tables.after_commit(s)
+            else:
+                self.discard(s)
+        if not unsettled:
+            entries.txns.forget(txn_id)
+
+    def _result(self, staged: Staged) -> MetadataFile:
+        return staged.file or self.tables.files.read(staged.base.pointer.metadata_location)

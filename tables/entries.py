@@ -19,13 +19,15 @@ a later create of the same name takes the slot over with a CAS.
 
 from __future__ import annotations
 
-import time
 
-from tables.errors import NoSuchNamespaceError, TableAlreadyExistsError, ViewAlreadyExistsError
+from tables import clock
+from tables.errors import CommitFailedException, NoSuchNamespaceError, TableAlreadyExistsError, ViewAlreadyExistsError
 from tables.namespaces import Namespaces
 from tables.names import Identifier, Namespace, entries_prefix, entry_key, entry_name_from_key
 from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
 from tables.pointer import TOMBSTONES, Kind, Pointer, VersionedPointer
+from tables.retry import backoff
+from tables.transactions import TxnRecords
 
 RENAME_TIMEOUT_MS = 30_000
 
@@ -46,6 +48,7 @@ class Entries:
         self.store = store
         self.namespaces = namespaces
         self.attempts = attempts
+        self.txns = TxnRecords(store)
 
     def read_raw(self, ident: Identifier) -> VersionedPointer | None:
         try:
@@ -55,18 +58,52 @@ class Entries:
         return VersionedPointer(Pointer.from_bytes(got.data), got.etag)
 
     def read(self, ident: Identifier) -> VersionedPointer | None:
-        """The active pointer of ``ident``, settling any rename it is part of; ``None`` if there is none."""
+        """The active pointer of ``ident``, settling any rename or decided transaction it is part of.
+
+        ``None`` if there is none. A pointer staged in an undecided transaction is returned as is:
+        its ``metadata_location`` is the state every reader must see until the transaction commits.
+        """
         for _ in range(self.attempts):
             current = self.read_raw(ident)
             if current is None or current.pointer.state in TOMBSTONES:
                 if current is not None and current.pointer.state == "moved":
                     self._settle_target(current.pointer.peer, ident)
                 return None
-            if current.pointer.state == "active":
-                return current
-            if not self._settle_pending(ident, current):
-                return None
+            if current.pointer.state == "pending":
+                if not self._settle_pending(ident, current):
+                    return None
+                continue
+            if current.pointer.txn is None or not self._settle_txn(ident, current):
+                return current if current.pointer.metadata_location is not None else None
         return None
+
+    def read_settled(self, ident: Identifier) -> VersionedPointer | None:
+        """``read``, waiting out an undecided transaction: what a writer must compare-and-swap against."""
+        for attempt in range(self.attempts):
+            current = self.read(ident)
+            if current is None or current.pointer.txn is None:
+                return current
+            backoff(attempt)
+        raise CommitFailedException(f"{ident} is part of a transaction still in progress; retry")
+
+    def _settle_txn(self, ident: Identifier, current: VersionedPointer) -> bool:
+        """Finish a decided (or abandoned) transaction on this pointer; ``True`` if it should be re-read."""
+        record = self.txns.read(current.pointer.txn)
+        if record is not None and record.state == "pending":
+            if not record.stale:
+                return False
+            self.txns.decide(record, "aborted")  # loses to a coordinator that flipped first: re-read
+            return True
+        # A missing record was forgotten after its pointers settled, so this one never committed.
+        committed = record is not None and record.state == "committed"
+        self.settle(ident, current, committed)
+        return True
+
+    def settle(self, ident: Identifier, current: VersionedPointer, committed: bool) -> None:
+        try:
+            self.store.put(entry_key(ident), current.pointer.settled(committed).to_bytes(), Update(current.etag))
+        except PreconditionFailed:
+            pass  # settled by someone else meanwhile
 
     def _settle_pending(self, target: Identifier, pending: VersionedPointer) -> bool:
         """Roll a pending target forward or abort it; return whether it is now active."""
@@ -77,7 +114,7 @@ class Entries:
             except PreconditionFailed:
                 pass
             return True
-        if time.time() * 1000 - pending.pointer.since_ms <= RENAME_TIMEOUT_MS:
+        if clock.now_ms() - pending.pointer.since_ms <= RENAME_TIMEOUT_MS:
             return False
         if source is not None and source.pointer.state == "active":
             # Fence the renamer first: rewriting the source changes its etag, so the renamer's
@@ -157,7 +194,7 @@ class Entries:
 
     def rename(self, kind: Kind, source: Identifier, target: Identifier, not_found: Exception) -> None:
         for _ in range(self.attempts):
-            current = self.read(source)
+            current = self.read_settled(source)
             if current is None or current.pointer.kind != kind:
                 raise not_found
             self.namespaces.require_open(target.namespace)

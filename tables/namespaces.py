@@ -10,10 +10,9 @@ written after it sees the mark and withdraws. A mark left by a crashed drop expi
 from __future__ import annotations
 
 import json
-import random
-import time
 from dataclasses import dataclass, field
 
+from tables import clock
 from tables.errors import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
@@ -30,6 +29,7 @@ from tables.names import (
     namespaces_prefix,
 )
 from tables.pointer import TOMBSTONES, Pointer
+from tables.retry import backoff
 from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
 
 #: A ``dropping`` mark older than this belongs to a drop that died; it no longer hides the namespace.
@@ -44,7 +44,7 @@ class NamespaceRecord:
 
     @property
     def dropping(self) -> bool:
-        return self.dropping_since_ms is not None and time.time() * 1000 - self.dropping_since_ms < DROP_MARK_TTL_MS
+        return self.dropping_since_ms is not None and clock.now_ms() - self.dropping_since_ms < DROP_MARK_TTL_MS
 
     def to_bytes(self) -> bytes:
         return json.dumps({"properties": self.properties, "dropping-since-ms": self.dropping_since_ms}).encode()
@@ -124,7 +124,7 @@ class Namespaces:
         overlap = set(removals) & set(updates)
         if overlap:
             raise UnprocessableEntityError(f"Properties both updated and removed: {sorted(overlap)}")
-        for _ in range(self.attempts):
+        for attempt in range(self.attempts):
             record = self._read(namespace)
             if record is None:
                 raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
@@ -134,7 +134,7 @@ class Namespaces:
             try:
                 self.store.put(namespace_key(namespace), new.to_bytes(), Update(record.etag))
             except PreconditionFailed:
-                time.sleep(random.uniform(0, 0.01))
+                backoff(attempt)
                 continue
             return PropertiesUpdate(
                 updated=sorted(updates),
@@ -149,7 +149,7 @@ class Namespaces:
             record = self._read(namespace)
             if record is None:
                 raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
-            marked = NamespaceRecord(record.properties, int(time.time() * 1000))
+            marked = NamespaceRecord(record.properties, clock.now_ms())
             try:
                 self.store.put(namespace_key(namespace), marked.to_bytes(), Update(record.etag))
             except PreconditionFailed:

@@ -9,11 +9,11 @@ whoever next touches either name (see ``tables.rename``).
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from tables import clock
 from tables.names import Identifier
 
 Kind = Literal["table", "view"]
@@ -29,14 +29,19 @@ TOMBSTONES = ("moved", "aborted", "dropped")
 @dataclass(frozen=True)
 class Pointer:
     kind: Kind
-    metadata_location: str
+    #: The visible metadata; ``None`` only while a transaction that creates the table is undecided.
+    metadata_location: str | None
     state: State = "active"
     #: For ``pending``: the rename's source; for ``moved``: its target.
     peer: Identifier | None = None
-    since_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    since_ms: int = field(default_factory=lambda: clock.now_ms())
     #: Fresh on every transition, so that two writes of a pointer never carry the same bytes:
     #: S3 etags are content hashes, and a repeated etag would let a stale compare-and-swap win.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: A multi-table transaction this pointer is staged in, and the location it commits to
+    #: (see ``tables.transactions``); the visible state stays ``metadata_location`` until then.
+    txn: str | None = None
+    txn_location: str | None = None
 
     def to_bytes(self) -> bytes:
         doc = asdict(self)
@@ -51,7 +56,7 @@ class Pointer:
         return cls(**doc)
 
     def _next(self, **changes: object) -> "Pointer":
-        return replace(self, since_ms=int(time.time() * 1000), token=uuid.uuid4().hex, **changes)
+        return replace(self, since_ms=clock.now_ms(), token=uuid.uuid4().hex, **changes)
 
     def moved_to(self, target: Identifier) -> "Pointer":
         return self._next(state="moved", peer=target)
@@ -70,6 +75,17 @@ class Pointer:
 
     def at(self, metadata_location: str) -> "Pointer":
         return self._next(metadata_location=metadata_location)
+
+    def staged_in(self, txn: str, location: str) -> "Pointer":
+        return self._next(txn=txn, txn_location=location)
+
+    def settled(self, committed: bool) -> "Pointer":
+        """Leave the transaction: take its location if it committed, else keep (or drop) the old state."""
+        if committed:
+            return self._next(metadata_location=self.txn_location, txn=None, txn_location=None)
+        if self.metadata_location is None:
+            return self._next(state="dropped", txn=None, txn_location=None)
+        return self._next(txn=None, txn_location=None)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,35 @@ def parse_warehouses(specs: list[str] | str) -> dict[str, str]:
     return out
 
 
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class SqlSettings:
+    """Limits of the SQL endpoint (``sql/``): safe by default, each one an env var and a flag.
+
+    Every pooled DuckDB is a database of its own, so ``memory_limit`` holds per query.
+    """
+
+    read_only: bool = False
+    timeout_s: float = 300.0
+    memory_limit: str = "2GB"
+    max_rows: int = 1_000_000
+    pool_size: int = 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "SqlSettings":
+        base = cls()
+        return cls(
+            read_only=_flag(env["ICESHELF_SQL_READ_ONLY"]) if "ICESHELF_SQL_READ_ONLY" in env else base.read_only,
+            timeout_s=float(env.get("ICESHELF_SQL_TIMEOUT", base.timeout_s)),
+            memory_limit=env.get("ICESHELF_SQL_MEMORY_LIMIT", base.memory_limit),
+            max_rows=int(env.get("ICESHELF_SQL_MAX_ROWS", base.max_rows)),
+            pool_size=int(env.get("ICESHELF_SQL_POOL_SIZE", base.pool_size)),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Warehouse name -> location (a directory or ``s3://bucket[/prefix]``).
@@ -64,11 +93,13 @@ class Settings:
     #: How often a commit re-reads and re-validates after losing a pointer race before answering 409.
     commit_attempts: int = 20
     log_level: str = "info"
+    sql: SqlSettings = field(default_factory=SqlSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
         env = os.environ if env is None else env
         base = cls(s3=S3Settings.from_env(env))
+        base = replace(base, sql=SqlSettings.from_env(env))
         if "ICESHELF_WAREHOUSE" in env:
             base = replace(base, warehouses=parse_warehouses(env["ICESHELF_WAREHOUSE"]))
         if "ICESHELF_HOST" in env:

@@ -20,7 +20,8 @@ from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_bool
 
-from tables.commit import Committer, Staged, TableChange, backoff, not_found
+from tables.commit import Committer, Staged, TableChange, not_found
+from tables.retry import backoff
 from tables.entries import Entries, EntryExists, already_exists
 from tables.errors import BadRequestError, CommitFailedException, NoSuchTableError
 from tables.metadata import create_metadata
@@ -131,7 +132,7 @@ class TableStore:
         """Retire the pointer by compare-and-swap, so the state returned includes every earlier commit."""
         ident = check_identifier(*ident)
         for attempt in range(self.committer.attempts):
-            current = self.entries.read(ident)
+            current = self.entries.read_settled(ident)
             if current is None or current.pointer.kind != "table":
                 self._require_namespace(ident.namespace)
                 raise not_found(ident)
@@ -159,7 +160,7 @@ class TableStore:
             file = self.files.read(metadata_location)
         except ObjectNotFound:
             raise BadRequestError(f"No metadata file at {metadata_location}") from None
-        if overwrite and (current := self.entries.read(ident)) is not None:
+        if overwrite and (current := self.entries.read_settled(ident)) is not None:
             if current.pointer.kind != "table":
                 raise already_exists(current.pointer.kind, ident)
             self.entries.swing(ident, current.etag, current.pointer.at(metadata_location))

@@ -15,7 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewMetadata, ViewVersion
 
-from tables.commit import backoff
+from tables.retry import backoff
 from tables.entries import Entries, EntryExists, already_exists
 from tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
 from tables.metadata_files import next_metadata_location

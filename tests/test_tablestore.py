@@ -11,7 +11,6 @@ import random
 import re
 import threading
 import time
-import types
 import uuid
 
 import pytest
@@ -28,6 +27,7 @@ from pyiceberg.table.update import (
 )
 from pyiceberg.types import LongType, NestedField, StringType
 
+import tables.clock
 import tables.entries
 from tables.commit import TableChange
 from tables.errors import (
@@ -300,9 +300,9 @@ def test_commit_to_missing_table_is_no_such_table():
 # -- the rename protocol's recovery -------------------------------------------------------------
 
 
-def _later(ms: int) -> types.SimpleNamespace:
-    """A stand-in for the ``time`` module as seen by ``tables.entries``: ``ms`` in the future."""
-    return types.SimpleNamespace(time=lambda: time.time() + ms / 1000)
+def _later(ms: int):
+    """A stand-in for ``tables.clock.now_ms``: ``ms`` in the future."""
+    return lambda: int(time.time() * 1000) + ms
 
 
 def _crash_after_step_2(ts: TableStore, source: Identifier, target: Identifier):
@@ -351,12 +351,12 @@ def test_crash_after_step_2_aborts_only_after_timeout_and_fences_the_renamer(ren
     ts, source, target, table = renaming
     source_before, _ = _crash_after_step_2(ts, source, target)
 
-    monkeypatch.setattr(tables.entries, "time", _later(tables.entries.RENAME_TIMEOUT_MS - 2_000))
+    monkeypatch.setattr(tables.clock, "now_ms", _later(tables.entries.RENAME_TIMEOUT_MS - 2_000))
     assert ts.entries.read(target) is None
     assert ts.entries.read_raw(target).pointer.state == "pending", "aborted before RENAME_TIMEOUT_MS"
     assert ts.entries.read_raw(source).etag == source_before.etag
 
-    monkeypatch.setattr(tables.entries, "time", _later(tables.entries.RENAME_TIMEOUT_MS + 2_000))
+    monkeypatch.setattr(tables.clock, "now_ms", _later(tables.entries.RENAME_TIMEOUT_MS + 2_000))
     assert ts.entries.read(target) is None
     assert ts.entries.read_raw(target).pointer.state == "aborted"
     source_after = ts.entries.read_raw(source)
@@ -380,7 +380,7 @@ def test_crash_after_step_3_rolls_forward_on_reading_the_target(renaming, monkey
     ts, source, target, table = renaming
     _crash_after_step_3(ts, source, target)
     # Even long after the timeout, a target whose source is ``moved`` to it is never aborted.
-    monkeypatch.setattr(tables.entries, "time", _later(10 * tables.entries.RENAME_TIMEOUT_MS))
+    monkeypatch.setattr(tables.clock, "now_ms", _later(10 * tables.entries.RENAME_TIMEOUT_MS))
 
     loaded = ts.load_table(target)
     assert loaded.metadata_location == table.metadata_location
