@@ -13,6 +13,7 @@ is acknowledged only after its swing succeeded.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ from tables.transactions import TxnRecord
 
 if TYPE_CHECKING:
     from tables.tablestore import TableStore
+
+log = logging.getLogger("iceshelf.tables")
 
 
 @dataclass(frozen=True)
@@ -108,24 +111,26 @@ class Committer:
         return Staged(change, current, None if base is None else base.metadata, written)
 
     def publish(self, staged: Staged, pointer: Pointer) -> str:
-        """Create or swing the pointer to ``pointer``. Returns the new pointer etag.
-
-        A lost race (``PreconditionFailed``) or a refused create is a clean "no"; any other failure
-        of the write (timeout, 5xx) leaves the outcome unknown, and so is reported as such: the new
-        metadata file must then be kept, since the pointer may already name it.
-        """
+        """Create or swing the pointer to ``pointer`` (see ``Entries.publish``); returns its etag."""
         ident = staged.change.identifier
         try:
-            if staged.base is None:
-                try:
-                    return self.tables.entries.create(ident, pointer)
-                except EntryExists:
-                    raise CommitFailedException(f"Requirement failed: table already exists: {ident}") from None
-            return self.tables.entries.swing(ident, staged.base.etag, pointer)
-        except (PreconditionFailed, CommitFailedException, NoSuchNamespaceError):
-            raise
-        except Exception as err:
-            raise CommitStateUnknownException(f"Commit to {ident} may or may not have been applied: {err}") from err
+            return self.tables.entries.publish(ident, staged.base, pointer, self._landed_after(staged))
+        except EntryExists:
+            raise CommitFailedException(f"Requirement failed: table already exists: {ident}") from None
+
+    def _landed_after(self, staged: Staged):
+        """Did our metadata file become current and then get superseded? (the metadata log says)"""
+        location = staged.file.location
+
+        def landed(pointer: Pointer) -> bool:
+            if location in (pointer.metadata_location, pointer.txn_location):
+                return True
+            if pointer.metadata_location is None:
+                return False
+            current = self.tables.files.read(pointer.metadata_location).metadata
+            return any(entry.metadata_file == location for entry in current.metadata_log)
+
+        return landed
 
     def discard(self, staged: Staged) -> None:
         if staged.file is not None:
@@ -146,7 +151,7 @@ class Committer:
                 continue
             except CommitStateUnknownException:
                 raise
-            except BaseException:
+            except Exception:  # clean refusals; a crash (BaseException) leaves the file as an orphan
                 self.discard(staged)
                 raise
             self.tables.after_commit(staged)
@@ -180,20 +185,39 @@ class Committer:
                 continue
             except CommitStateUnknownException:
                 raise  # staged pointers stay for any replica to settle once the record is decided
-            except BaseException:
+            except Exception:
                 txns.decide(record, "aborted")  # or someone aborted it already: nobody else commits it
                 self._settle_all(record.id, staged, committed=False)
                 raise
-            self._settle_all(record.id, staged, committed=True)
+            try:
+                self._settle_all(record.id, staged, committed=True)
+            except Exception:  # committed already: any replica settles the pointers from the record
+                log.warning("transaction %s committed; settling its pointers failed", record.id, exc_info=True)
             by_ident = {s.change.identifier: s for s, _ in staged}
             return [self._result(by_ident[ident]) for ident in idents]
         raise CommitFailedException("Transaction lost too many races in a row; retry later")
 
     def _decide_committed(self, record: TxnRecord) -> TxnRecord | None:
-        """The commit point. A failed write of the flip (not a lost CAS) leaves the outcome unknown."""
+        """The commit point; ``None`` if the transaction is aborted instead.
+
+        A failed write of the flip (not a lost CAS) is reconciled like a pointer write: the record
+        says "committed" (it landed), or we fence it by flipping it to "aborted" ourselves.
+        """
+        txns = self.tables.entries.txns
         try:
-            return self.tables.entries.txns.decide(record, "committed")
+            return txns.decide(record, "committed")
         except Exception as err:
+            try:
+                for _ in range(self.attempts):
+                    current = txns.read(record.id)
+                    if current is None or current.state == "aborted":
+                        return None
+                    if current.state == "committed":
+                        return current
+                    if txns.decide(current, "aborted") is not None:
+                        return None
+            except Exception:
+                pass
             raise CommitStateUnknownException(f"Transaction {record.id} may or may not have committed: {err}") from err
 
     def _stage_in(self, txn_id: str, change: TableChange) -> tuple[Staged, str | None]:
@@ -210,7 +234,7 @@ class Committer:
                 backoff(attempt)
             except CommitStateUnknownException:
                 raise
-            except BaseException:
+            except Exception:
                 self.discard(staged)
                 raise
         raise CommitFailedException(f"Staging {change.identifier} lost {self.attempts} races in a row; retry later")

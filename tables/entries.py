@@ -20,8 +20,16 @@ a later create of the same name takes the slot over with a CAS.
 from __future__ import annotations
 
 
+from typing import Callable
+
 from tables import clock
-from tables.errors import CommitFailedException, NoSuchNamespaceError, TableAlreadyExistsError, ViewAlreadyExistsError
+from tables.errors import (
+    CommitFailedException,
+    CommitStateUnknownException,
+    NoSuchNamespaceError,
+    TableAlreadyExistsError,
+    ViewAlreadyExistsError,
+)
 from tables.namespaces import Namespaces
 from tables.names import Identifier, Namespace, entries_prefix, entry_key, entry_name_from_key
 from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
@@ -176,9 +184,65 @@ class Entries:
         """The commit point of every metadata change: compare-and-swap the pointer."""
         return self.store.put(entry_key(ident), pointer.to_bytes(), Update(expected_etag))
 
+    def publish(
+        self,
+        ident: Identifier,
+        expected: VersionedPointer | None,
+        pointer: Pointer,
+        landed: Callable[[Pointer], bool] = lambda pointer: False,
+    ) -> str:
+        """Write ``pointer`` over ``expected`` (``None``: create the entry); return the new etag.
+
+        A lost race raises ``PreconditionFailed``, a taken name ``EntryExists``: clean refusals.
+        Any other failure of the write (a timeout, a 5xx) is reconciled: either the write landed
+        -- the pointer carries our token, or ``landed`` finds our change in the history of what
+        followed it -- or it is fenced off (we change the pointer ourselves, so the in-flight
+        write's condition can never hold) and reported as a lost race. Only when even that fails
+        is the outcome unknown (``CommitStateUnknownException``).
+        """
+        try:
+            if expected is None:
+                return self.create(ident, pointer)
+            return self.swing(ident, expected.etag, pointer)
+        except (PreconditionFailed, EntryExists, NoSuchNamespaceError):
+            raise
+        except Exception as err:
+            try:
+                return self._reconcile(ident, expected, pointer, landed)
+            except PreconditionFailed:
+                raise
+            except Exception:
+                raise CommitStateUnknownException(f"Change to {ident} may or may not have been applied: {err}") from err
+
+    def _reconcile(
+        self, ident: Identifier, expected: VersionedPointer | None, pointer: Pointer, landed: Callable[[Pointer], bool]
+    ) -> str:
+        for _ in range(self.attempts):
+            current = self.read_raw(ident)
+            if current is not None and current.pointer.token == pointer.token:
+                return current.etag
+            if expected is None:  # a create: the name was free (absent or a tombstone)
+                unchanged = current is None or current.pointer.state in TOMBSTONES
+            else:
+                unchanged = current is not None and current.etag == expected.etag
+            if not unchanged:
+                if current is not None and landed(current.pointer):
+                    return current.etag
+                raise PreconditionFailed(f"{ident} moved on; the failed write can no longer land")
+            try:
+                if current is None:
+                    self.store.put(entry_key(ident), Pointer(pointer.kind, None, state="dropped").to_bytes(), CREATE)
+                else:
+                    fence = current.pointer.activated() if expected is not None else current.pointer.dropped()
+                    self.swing(ident, current.etag, fence)
+            except (PreconditionFailed, ObjectAlreadyExists):
+                continue
+            raise PreconditionFailed(f"{ident}: the failed write was fenced off")
+        raise CommitStateUnknownException(f"Could not settle the outcome of a change to {ident}")
+
     def retire(self, ident: Identifier, current: VersionedPointer) -> None:
         """Drop the entry exactly as read: a commit that lands first makes this raise ``PreconditionFailed``."""
-        self.store.put(entry_key(ident), current.pointer.dropped().to_bytes(), Update(current.etag))
+        self.publish(ident, current, current.pointer.dropped())
 
     def remove(self, ident: Identifier) -> None:
         self.store.delete(entry_key(ident))
@@ -193,31 +257,36 @@ class Entries:
         return sorted(names)
 
     def rename(self, kind: Kind, source: Identifier, target: Identifier, not_found: Exception) -> None:
-        for _ in range(self.attempts):
+        for attempt in range(self.attempts):
             current = self.read_settled(source)
             if current is None or current.pointer.kind != kind:
                 raise not_found
             self.namespaces.require_open(target.namespace)
             try:
-                pending_etag = self.create(target, current.pointer.pending_from(source))
+                pending = self.publish(target, None, current.pointer.pending_from(source))
             except EntryExists as exists:
                 raise already_exists(exists.kind, target) from None
-            try:
-                self.store.put(entry_key(source), current.pointer.moved_to(target).to_bytes(), Update(current.etag))
             except PreconditionFailed:
-                self._abort(target, pending_etag)
+                backoff(attempt)
+                continue
+            try:  # the commit point
+                self.publish(source, current, current.pointer.moved_to(target))
+            except PreconditionFailed:
+                self._abort(target, pending)
+                backoff(attempt)
                 continue
             try:
-                self.store.put(entry_key(target), current.pointer.activated().to_bytes(), Update(pending_etag))
-            except PreconditionFailed:
-                pass  # a settler rolled it forward: once the source is moved, no one can abort the target
+                self.swing(target, pending, current.pointer.activated())
+            except Exception:
+                pass  # committed already; whoever reads either name next rolls the target forward
             return
         raise not_found
 
     def _abort(self, target: Identifier, pending_etag: str) -> None:
-        current = self.read_raw(target)
-        if current is not None and current.pointer.state == "pending":
-            try:
-                self.store.put(entry_key(target), current.pointer.aborted().to_bytes(), Update(pending_etag))
-            except PreconditionFailed:
-                pass
+        """Best effort: a pending target left behind is aborted by the next reader after the timeout."""
+        try:
+            current = self.read_raw(target)
+            if current is not None and current.pointer.state == "pending":
+                self.swing(target, pending_etag, current.pointer.aborted())
+        except Exception:
+            pass

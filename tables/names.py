@@ -24,6 +24,11 @@ _NAMESPACES = f"{_CATALOG}/namespaces/"
 _ENTRIES = f"{_CATALOG}/entries/"
 _UNIT_SEPARATOR = "\x1f"
 MAX_NAME_LENGTH = 255
+#: Bytes of a name / a whole namespace once percent-encoded into a key segment. A segment must fit a
+#: file name (255 bytes on common filesystems) with its ``.json`` suffix, and a table or view
+#: directory with its ``-<uuid>`` suffix; non-ASCII characters encode to up to 12 bytes each.
+MAX_ENCODED_NAME = 200
+MAX_ENCODED_NAMESPACE = 250
 
 
 class Identifier(NamedTuple):
@@ -43,6 +48,10 @@ def check_name(part: str, what: str = "name") -> str:
         raise BadRequestError(f"Invalid {what} {part!r}: '/' and '..' are not allowed")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in part):
         raise BadRequestError(f"Invalid {what} {part!r}: control characters are not allowed")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in part):
+        raise BadRequestError(f"Invalid {what} {part!r}: unpaired surrogates are not valid Unicode")
+    if len(quote(part, safe="")) > MAX_ENCODED_NAME:
+        raise BadRequestError(f"Invalid {what} {part[:40]!r}...: longer than {MAX_ENCODED_NAME} bytes percent-encoded")
     return part
 
 
@@ -52,6 +61,8 @@ def check_namespace(namespace: Namespace | list[str]) -> Namespace:
         raise BadRequestError("Invalid namespace: it must have at least one level")
     for level in namespace:
         check_name(level, "namespace")
+    if len(_encode(namespace)) > MAX_ENCODED_NAMESPACE:
+        raise BadRequestError(f"Invalid namespace: longer than {MAX_ENCODED_NAMESPACE} bytes percent-encoded (all levels)")
     return namespace
 
 

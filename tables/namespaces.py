@@ -10,6 +10,7 @@ written after it sees the mark and withdraws. A mark left by a crashed drop expi
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 
 from tables import clock
@@ -30,7 +31,7 @@ from tables.names import (
 )
 from tables.pointer import TOMBSTONES, Pointer
 from tables.retry import backoff
-from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
+from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, PutMode, Update
 
 #: A ``dropping`` mark older than this belongs to a drop that died; it no longer hides the namespace.
 DROP_MARK_TTL_MS = 30_000
@@ -40,6 +41,8 @@ DROP_MARK_TTL_MS = 30_000
 class NamespaceRecord:
     properties: dict[str, str]
     dropping_since_ms: int | None = None
+    #: Unique per written version: identifies our own write when its response was lost.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
     etag: str = field(default="", compare=False)
 
     @property
@@ -47,12 +50,13 @@ class NamespaceRecord:
         return self.dropping_since_ms is not None and clock.now_ms() - self.dropping_since_ms < DROP_MARK_TTL_MS
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"properties": self.properties, "dropping-since-ms": self.dropping_since_ms}).encode()
+        doc = {"properties": self.properties, "dropping-since-ms": self.dropping_since_ms, "token": self.token}
+        return json.dumps(doc).encode()
 
     @classmethod
     def parse(cls, data: bytes, etag: str) -> "NamespaceRecord":
         doc = json.loads(data)
-        return cls(doc.get("properties") or {}, doc.get("dropping-since-ms"), etag)
+        return cls(doc.get("properties") or {}, doc.get("dropping-since-ms"), doc.get("token", ""), etag)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,37 @@ class Namespaces:
         except ObjectNotFound:
             return None
         return NamespaceRecord.parse(got.data, got.etag)
+
+    def _write(self, namespace: Namespace, record: NamespaceRecord, mode: PutMode) -> None:
+        """Put ``record``; after a failed request (not a lost race), find out whether it landed.
+
+        Our token in the stored record means it did. Otherwise the same conditional write is sent
+        again: it and the lost one have the same condition, so at most one of them can land.
+        """
+        for attempt in range(self.attempts):
+            try:
+                self.store.put(namespace_key(namespace), record.to_bytes(), mode)
+                return
+            except (ObjectAlreadyExists, PreconditionFailed):
+                raise
+            except Exception:
+                if attempt == self.attempts - 1:
+                    raise
+                current = self._read(namespace)
+                if current is not None and current.token == record.token:
+                    return
+                backoff(attempt)
+
+    def _remove(self, namespace: Namespace) -> None:
+        """Delete is idempotent, so a failed one is simply sent again."""
+        for attempt in range(self.attempts):
+            try:
+                self.store.delete(namespace_key(namespace))
+                return
+            except Exception:
+                if attempt == self.attempts - 1:
+                    raise
+                backoff(attempt)
 
     def load(self, namespace: Namespace) -> dict[str, str]:
         record = self._read(check_namespace(namespace))
@@ -96,7 +131,7 @@ class Namespaces:
         if len(namespace) > 1:
             self.require_open(namespace[:-1])
         try:
-            self.store.put(namespace_key(namespace), NamespaceRecord(dict(properties)).to_bytes(), CREATE)
+            self._write(namespace, NamespaceRecord(dict(properties)), CREATE)
         except ObjectAlreadyExists:
             raise NamespaceAlreadyExistsError(f"Namespace already exists: {'.'.join(namespace)}") from None
         if len(namespace) > 1:
@@ -107,7 +142,7 @@ class Namespaces:
         try:
             self.require_open(namespace[:-1])
         except NoSuchNamespaceError:
-            self.store.delete(namespace_key(namespace))
+            self._remove(namespace)
             raise
 
     def list(self, parent: Namespace = ()) -> list[Namespace]:
@@ -132,7 +167,7 @@ class Namespaces:
             properties.update(updates)
             new = NamespaceRecord(properties, record.dropping_since_ms)
             try:
-                self.store.put(namespace_key(namespace), new.to_bytes(), Update(record.etag))
+                self._write(namespace, new, Update(record.etag))
             except PreconditionFailed:
                 backoff(attempt)
                 continue
@@ -151,14 +186,14 @@ class Namespaces:
                 raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
             marked = NamespaceRecord(record.properties, clock.now_ms())
             try:
-                self.store.put(namespace_key(namespace), marked.to_bytes(), Update(record.etag))
+                self._write(namespace, marked, Update(record.etag))
             except PreconditionFailed:
                 continue
             if self._has_contents(namespace):
                 self._unmark(namespace)
                 raise NamespaceNotEmptyError(f"Namespace is not empty: {'.'.join(namespace)}")
             self._clear_tombstones(namespace)
-            self.store.delete(namespace_key(namespace))
+            self._remove(namespace)
             return
         raise CommitFailedException(f"Too much contention dropping namespace {'.'.join(namespace)}")
 
@@ -184,7 +219,7 @@ class Namespaces:
             if record is None or record.dropping_since_ms is None:
                 return
             try:
-                self.store.put(namespace_key(namespace), NamespaceRecord(record.properties).to_bytes(), Update(record.etag))
+                self._write(namespace, NamespaceRecord(record.properties), Update(record.etag))
                 return
             except PreconditionFailed:
                 continue

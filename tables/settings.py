@@ -83,6 +83,28 @@ class SqlSettings:
 
 
 @dataclass(frozen=True)
+class MaintenanceSettings:
+    """The maintenance scheduler (``compaction/``): on inside ``iceshelf serve`` unless switched off.
+
+    ``lease_s`` is how long a replica's claim on a table outlives the replica if it crashes;
+    a live one renews its lease every third of that.
+    """
+
+    enabled: bool = True
+    interval_s: float = 300.0
+    lease_s: float = 120.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "MaintenanceSettings":
+        base = cls()
+        return cls(
+            enabled=_flag(env["ICESHELF_MAINTENANCE"]) if "ICESHELF_MAINTENANCE" in env else base.enabled,
+            interval_s=float(env.get("ICESHELF_MAINTENANCE_INTERVAL", base.interval_s)),
+            lease_s=float(env.get("ICESHELF_MAINTENANCE_LEASE", base.lease_s)),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     #: Warehouse name -> location (a directory or ``s3://bucket[/prefix]``).
     warehouses: dict[str, str] = field(default_factory=lambda: {DEFAULT_WAREHOUSE: "./warehouse"})
@@ -94,12 +116,14 @@ class Settings:
     commit_attempts: int = 20
     log_level: str = "info"
     sql: SqlSettings = field(default_factory=SqlSettings)
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
         env = os.environ if env is None else env
         base = cls(s3=S3Settings.from_env(env))
         base = replace(base, sql=SqlSettings.from_env(env))
+        base = replace(base, maintenance=MaintenanceSettings.from_env(env))
         if "ICESHELF_WAREHOUSE" in env:
             base = replace(base, warehouses=parse_warehouses(env["ICESHELF_WAREHOUSE"]))
         if "ICESHELF_HOST" in env:

@@ -23,7 +23,7 @@ from pyiceberg.utils.properties import property_as_bool
 from tables.commit import Committer, Staged, TableChange, not_found
 from tables.retry import backoff
 from tables.entries import Entries, EntryExists, already_exists
-from tables.errors import BadRequestError, CommitFailedException, NoSuchTableError
+from tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError
 from tables.metadata import create_metadata
 from tables.metadata_files import MetadataFile, MetadataFiles
 from tables.names import Identifier, Namespace, check_identifier, check_namespace, data_path
@@ -95,15 +95,19 @@ class TableStore:
         if (existing := self.entries.read(ident)) is not None:
             raise already_exists(existing.pointer.kind, ident)
         written = self.files.write(metadata, None)
-        try:
-            self.entries.create(ident, Pointer("table", written.location))
-        except EntryExists as exists:
-            self.files.delete(written.location)
-            raise already_exists(exists.kind, ident) from None
-        except BaseException:
-            self.files.delete(written.location)
-            raise
-        return LoadedTable(ident, written)
+        for attempt in range(self.committer.attempts):
+            try:
+                self.entries.publish(ident, None, Pointer("table", written.location))
+                return LoadedTable(ident, written)
+            except PreconditionFailed:  # a failed write, fenced off: try again
+                backoff(attempt)
+            except EntryExists as exists:
+                self.files.delete(written.location)
+                raise already_exists(exists.kind, ident) from None
+            except NoSuchNamespaceError:
+                self.files.delete(written.location)
+                raise
+        raise CommitFailedException(f"Could not create {ident}; retry later")
 
     def load_table(self, ident: Identifier) -> LoadedTable:
         ident = check_identifier(*ident)
@@ -125,7 +129,10 @@ class TableStore:
         """Remove the table from the catalog; with ``purge``, delete its files too. Returns its last state."""
         table = self.unregister_table(ident)
         if purge:
-            self.purge_files(table.metadata.location)
+            try:
+                self.purge_files(table.metadata.location)
+            except Exception:  # dropped already; what is left is unreferenced, for orphan removal
+                log.warning("dropped %s; purging its files failed", table.identifier, exc_info=True)
         return table
 
     def unregister_table(self, ident: Identifier) -> LoadedTable:
@@ -136,12 +143,13 @@ class TableStore:
             if current is None or current.pointer.kind != "table":
                 self._require_namespace(ident.namespace)
                 raise not_found(ident)
+            last = LoadedTable(ident, self.files.read(current.pointer.metadata_location))
             try:
                 self.entries.retire(ident, current)
             except PreconditionFailed:
                 backoff(attempt)
                 continue
-            return LoadedTable(ident, self.files.read(current.pointer.metadata_location))
+            return last
         raise CommitFailedException(f"Too much contention dropping {ident}")
 
     def purge_files(self, location: str) -> int:

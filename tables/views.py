@@ -120,15 +120,19 @@ class ViewStore:
         location = (location or self.default_location(ident)).rstrip("/")
         self._check_location(location)
         written = self.files.write(new_view_metadata(location, schema, version, dict(properties or {})), None)
-        try:
-            self.entries.create(ident, Pointer("view", written.location))
-        except EntryExists as exists:
-            self.files.delete(written.location)
-            raise already_exists(exists.kind, ident) from None
-        except BaseException:
-            self.files.delete(written.location)
-            raise
-        return LoadedView(ident, written)
+        for attempt in range(self.attempts):
+            try:
+                self.entries.publish(ident, None, Pointer("view", written.location))
+                return LoadedView(ident, written)
+            except PreconditionFailed:  # a failed write, fenced off: try again
+                backoff(attempt)
+            except EntryExists as exists:
+                self.files.delete(written.location)
+                raise already_exists(exists.kind, ident) from None
+            except NoSuchNamespaceError:
+                self.files.delete(written.location)
+                raise
+        raise CommitFailedException(f"Could not create view {ident}; retry later")
 
     def load_view(self, ident: Identifier) -> LoadedView:
         ident = check_identifier(*ident, "view name")
@@ -197,13 +201,10 @@ class ViewStore:
                 self._check_location(updated.location)
             written = self.files.write(updated, base.location)
             try:
-                self.entries.swing(ident, current.etag, current.pointer.at(written.location))
+                self.entries.publish(ident, current, current.pointer.at(written.location))
             except PreconditionFailed:
                 self.files.delete(written.location)
                 backoff(attempt)
                 continue
-            except BaseException:
-                self.files.delete(written.location)
-                raise
             return LoadedView(ident, written)
         raise CommitFailedException(f"Commit to view {ident} lost {self.attempts} races in a row; retry later")
