@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from botocore.exceptions import BotoCoreError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sql import errors as sql_errors
 from tables import errors as e
 
 log = logging.getLogger("iceshelf.catalog")
@@ -17,6 +19,10 @@ log = logging.getLogger("iceshelf.catalog")
 #: Most specific first: the first matching class decides (status, Iceberg error type).
 _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (e.NoSuchWarehouseError, 404, "NoSuchWarehouseException"),
+    (sql_errors.NoSuchQueryError, 404, "NoSuchQueryException"),
+    (sql_errors.QueryNotFinishedError, 409, "QueryNotFinishedException"),
+    (sql_errors.ClientTokenReusedError, 409, "IdempotentParameterMismatchException"),
+    (sql_errors.SqlRefusedError, 400, "SqlRefusedException"),
     (e.NoSuchNamespaceError, 404, "NoSuchNamespaceException"),
     (e.NoSuchTableError, 404, "NoSuchTableException"),
     (e.NoSuchViewError, 404, "NoSuchViewException"),
@@ -31,6 +37,10 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (e.ValidationError, 400, "ValidationException"),
     (PydanticValidationError, 400, "BadRequestException"),
     (NotImplementedError, 406, "UnsupportedOperationException"),
+    # The object store failing (after its own retries): nothing was applied -- the commit path
+    # reconciles a failed commit-point write, and answers CommitStateUnknown if it cannot.
+    (OSError, 503, "ServiceUnavailableException"),
+    (BotoCoreError, 503, "ServiceUnavailableException"),
 ]
 
 
@@ -66,7 +76,12 @@ def install(app: FastAPI) -> None:
         status, type_name = classify(exc)
         if status >= 500:
             log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-            message = str(exc) if isinstance(exc, e.CommitStateUnknownException) else "Internal server error"
+            if isinstance(exc, e.CommitStateUnknownException):
+                message = str(exc)
+            elif status == 503:
+                message = "The object store is unavailable; nothing was changed. Retry later."
+            else:
+                message = "Internal server error"
         else:
             message = str(exc) or type_name
         return error_response(status, type_name, message)

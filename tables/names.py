@@ -90,6 +90,10 @@ def entry_key(ident: Identifier) -> str:
     return f"{entries_prefix(ident.namespace)}{quote(ident.name, safe='')}.json"
 
 
+def all_entries_prefix() -> str:
+    return _ENTRIES
+
+
 def entries_prefix(namespace: Namespace) -> str:
     return f"{_ENTRIES}{_encode(namespace)}/"
 

@@ -19,6 +19,7 @@ invariants are checked:
 from __future__ import annotations
 
 import copy
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,9 +31,11 @@ from pyiceberg.types import LongType, NestedField
 import tables.clock
 from tables.commit import TableChange
 from tables.errors import CommitStateUnknownException
-from tables.names import Identifier, entries_prefix, namespaces_prefix
+from tables.names import Identifier, all_entries_prefix
 from tables.objectstore.faults import Fault, FaultyStore, InjectedFault, SimulatedCrash
+from tables.objectstore import ObjectStore
 from tables.objectstore.memory import MemoryStore
+from tables.objectstore.s3 import S3Store
 from tables.pointer import TOMBSTONES, Pointer
 from tables.tablestore import TableStore
 
@@ -43,8 +46,8 @@ MOVED, NEW = Identifier(B, "moved"), Identifier(A, "new")
 COVERED: dict[str, int] = {}
 
 
-def baseline() -> MemoryStore:
-    store = MemoryStore()
+def baseline(store: ObjectStore) -> ObjectStore:
+    """The warehouse every run starts from: namespaces a, b, e and tables a.t1, a.t2, a.t3."""
     ts = TableStore("crash", store)
     for ns in (A, B, E):
         ts.namespaces.create(ns, {})
@@ -53,7 +56,7 @@ def baseline() -> MemoryStore:
     return store
 
 
-BASELINE = baseline()
+BASELINE = baseline(MemoryStore())
 
 
 def fresh_copy() -> MemoryStore:
@@ -134,13 +137,13 @@ def _exactly_one_name(ts: TableStore) -> bool:
     return new
 
 
-def count_operations(scenario: Scenario) -> int:
-    store = FaultyStore(fresh_copy())
+def count_operations(scenario: Scenario, fresh: Callable[[], ObjectStore]) -> int:
+    store = FaultyStore(fresh())
     scenario.run(TableStore("crash", store))
     return len(store.log)
 
 
-def recover(store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> TableStore:
+def recover(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> TableStore:
     """A restarted replica, later than every protocol timeout, that has read everything once."""
     real_now = tables.clock.now_ms
     monkeypatch.setattr(tables.clock, "now_ms", lambda: real_now() + 3_600_000)
@@ -154,7 +157,7 @@ def recover(store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> TableStore:
 
 def check_invariants(ts: TableStore, scenario: Scenario) -> None:
     store = ts.store
-    for meta in store.list(entries_prefix(A).rsplit("/", 2)[0] + "/"):
+    for meta in store.list(all_entries_prefix()):
         pointer = Pointer.from_bytes(store.get(meta.key).data)
         if pointer.state in TOMBSTONES:
             continue
@@ -165,14 +168,15 @@ def check_invariants(ts: TableStore, scenario: Scenario) -> None:
     untouched = {T2, T3} - {T3 if scenario.name == "drop with purge" else None}
     for ident in ({T1} if scenario.name != "rename across namespaces" else set()) | untouched:
         assert ts.table_exists(ident), f"{ident} lost"
-    assert all(k.key.startswith(namespaces_prefix()) or True for k in store.list(namespaces_prefix()))
 
 
-def run_matrix(scenario: Scenario, crash: bool, monkeypatch: pytest.MonkeyPatch) -> int:
+def run_matrix(
+    scenario: Scenario, crash: bool, monkeypatch: pytest.MonkeyPatch, fresh: Callable[[], ObjectStore] = fresh_copy
+) -> int:
     points = 0
-    for index in range(count_operations(scenario)):
+    for index in range(count_operations(scenario, fresh)):
         for when in ("before", "after"):
-            store = fresh_copy()
+            store = fresh()
             faulty = FaultyStore(store, Fault(at=index, when=when, crash=crash))
             outcome = "acknowledged"
             try:
@@ -211,6 +215,22 @@ def test_storage_fault_at_every_operation(scenario: Scenario, monkeypatch: pytes
     points = run_matrix(scenario, crash=False, monkeypatch=monkeypatch)
     assert points >= 2
     COVERED[f"fault/{scenario.name}"] = points
+
+
+S3_SCENARIOS = [s for s in SCENARIOS if s.name in ("commit", "transaction of 2 tables", "rename across namespaces")]
+
+
+@pytest.mark.parametrize("scenario", S3_SCENARIOS, ids=[s.name for s in S3_SCENARIOS])
+def test_storage_fault_at_every_operation_on_s3(scenario: Scenario, seaweed, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same matrix over real S3 (SeaweedFS): 500s and lost responses around every request."""
+    bucket = seaweed.create_bucket()
+
+    def fresh() -> ObjectStore:
+        return baseline(S3Store(bucket, uuid.uuid4().hex, seaweed.s3_settings()))
+
+    points = run_matrix(scenario, crash=False, monkeypatch=monkeypatch, fresh=fresh)
+    assert points >= 2
+    COVERED[f"s3 fault/{scenario.name}"] = points
 
 
 def test_report_crash_points_covered() -> None:
