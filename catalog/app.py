@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from catalog import errors
+from catalog import errors, idempotency
 from catalog.routes import config, namespaces, tables, transactions, views
 from tables.settings import Settings
 from tables.warehouses import Warehouses
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.warehouses = warehouses
     app.state.metrics_reports = Counter()
     errors.install(app)
+    idempotency.install(app)
     for module in (config, namespaces, tables, transactions, views):
         app.include_router(module.router)
     app.state.endpoints = config.implemented_endpoints(app)

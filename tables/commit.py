@@ -47,6 +47,8 @@ class TableChange:
     identifier: Identifier
     requirements: tuple[TableRequirement, ...]
     updates: tuple[TableUpdate, ...]
+    #: The request's ``Idempotency-Key``: recorded in the pointer, so a retry is not applied twice.
+    idempotency_key: str | None = None
 
     @property
     def creates(self) -> bool:
@@ -139,10 +141,14 @@ class Committer:
     def commit(self, change: TableChange) -> MetadataFile:
         """One table: the pointer's compare-and-swap is the commit point."""
         for attempt in range(self.attempts):
-            staged = self.stage(change, self.tables.entries.read_settled(change.identifier))
+            current = self.tables.entries.read_settled(change.identifier)
+            if current is not None and current.pointer.applied(change.idempotency_key):
+                return self.tables.files.read(current.pointer.metadata_location)  # a retry of what landed
+            staged = self.stage(change, current)
             if staged.file is None:
                 return self.tables.files.read(staged.base.pointer.metadata_location)
-            new = Pointer("table", staged.file.location) if staged.base is None else staged.base.pointer.at(staged.file.location)
+            key = change.idempotency_key
+            new = Pointer("table", None).at(staged.file.location, key) if staged.base is None else staged.base.pointer.at(staged.file.location, key)
             try:
                 self.publish(staged, new)
             except PreconditionFailed:
@@ -169,6 +175,8 @@ class Committer:
             raise BadRequestError("A transaction may change each table only once")
         if len(changes) == 1:
             return [self.commit(changes[0])]
+        if self._already_applied(changes):
+            return [self.tables.files.read(self.tables.entries.read(c.identifier).pointer.metadata_location) for c in changes]
         ordered = sorted(changes, key=lambda c: (c.identifier.namespace, c.identifier.name))
         txns = self.tables.entries.txns
         for attempt in range(self.attempts):
@@ -196,6 +204,14 @@ class Committer:
             by_ident = {s.change.identifier: s for s, _ in staged}
             return [self._result(by_ident[ident]) for ident in idents]
         raise CommitFailedException("Transaction lost too many races in a row; retry later")
+
+    def _already_applied(self, changes: list[TableChange]) -> bool:
+        """A retried transaction whose first attempt committed: its key is on (all of) its pointers."""
+        key = changes[0].idempotency_key
+        if key is None:
+            return False
+        current = self.tables.entries.read_settled(changes[0].identifier)
+        return current is not None and current.pointer.applied(key)
 
     def _decide_committed(self, record: TxnRecord) -> TxnRecord | None:
         """The commit point; ``None`` if the transaction is aborted instead.
@@ -228,7 +244,7 @@ class Committer:
                 return staged, None
             base = staged.base.pointer if staged.base is not None else Pointer("table", None)
             try:
-                return staged, self.publish(staged, base.staged_in(txn_id, staged.file.location))
+                return staged, self.publish(staged, base.staged_in(txn_id, staged.file.location, change.idempotency_key))
             except PreconditionFailed:
                 self.discard(staged)
                 backoff(attempt)

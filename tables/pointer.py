@@ -24,6 +24,7 @@ Kind = Literal["table", "view"]
 #: unconditional delete could race with that create.
 State = Literal["active", "pending", "moved", "aborted", "dropped"]
 TOMBSTONES = ("moved", "aborted", "dropped")
+KEPT_KEYS = 32
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class Pointer:
     #: (see ``tables.transactions``); the visible state stays ``metadata_location`` until then.
     txn: str | None = None
     txn_location: str | None = None
+    txn_key: str | None = None
+    #: Idempotency keys of the latest requests that changed this pointer, newest first: a retry
+    #: of a request whose response was lost finds its key here and is not applied twice.
+    keys: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         doc = asdict(self)
@@ -51,6 +56,7 @@ class Pointer:
     @classmethod
     def from_bytes(cls, data: bytes) -> "Pointer":
         doc = json.loads(data)
+        doc["keys"] = tuple(doc.get("keys", ()))
         peer = doc.get("peer")
         doc["peer"] = None if peer is None else Identifier(tuple(peer["namespace"]), peer["name"])
         return cls(**doc)
@@ -73,19 +79,27 @@ class Pointer:
     def activated(self) -> "Pointer":
         return self._next(state="active", peer=None)
 
-    def at(self, metadata_location: str) -> "Pointer":
-        return self._next(metadata_location=metadata_location)
+    def at(self, metadata_location: str, key: str | None = None) -> "Pointer":
+        return self._next(metadata_location=metadata_location, keys=self._remember(key))
 
-    def staged_in(self, txn: str, location: str) -> "Pointer":
-        return self._next(txn=txn, txn_location=location)
+    def staged_in(self, txn: str, location: str, key: str | None = None) -> "Pointer":
+        return self._next(txn=txn, txn_location=location, txn_key=key)
 
     def settled(self, committed: bool) -> "Pointer":
         """Leave the transaction: take its location if it committed, else keep (or drop) the old state."""
+        done = {"txn": None, "txn_location": None, "txn_key": None}
         if committed:
-            return self._next(metadata_location=self.txn_location, txn=None, txn_location=None)
+            return self._next(metadata_location=self.txn_location, keys=self._remember(self.txn_key), **done)
         if self.metadata_location is None:
-            return self._next(state="dropped", txn=None, txn_location=None)
-        return self._next(txn=None, txn_location=None)
+            return self._next(state="dropped", **done)
+        return self._next(**done)
+
+    def applied(self, key: str | None) -> bool:
+        """Has the request with idempotency key ``key`` already changed this pointer?"""
+        return key is not None and key in self.keys
+
+    def _remember(self, key: str | None) -> tuple[str, ...]:
+        return self.keys if key is None else (key, *self.keys)[:KEPT_KEYS]
 
 
 @dataclass(frozen=True)

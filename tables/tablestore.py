@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
@@ -188,13 +188,13 @@ class TableStore:
     # -- commits -----------------------------------------------------------------------------
 
     def commit(self, change: TableChange) -> LoadedTable:
-        change = TableChange(check_identifier(*change.identifier), change.requirements, change.updates)
+        change = replace(change, identifier=check_identifier(*change.identifier))
         if change.creates:
             self._require_namespace(change.identifier.namespace)
         return LoadedTable(change.identifier, self.committer.commit(change))
 
     def commit_transaction(self, changes: list[TableChange]) -> list[LoadedTable]:
-        changes = [TableChange(check_identifier(*c.identifier), c.requirements, c.updates) for c in changes]
+        changes = [replace(c, identifier=check_identifier(*c.identifier)) for c in changes]
         return [LoadedTable(c.identifier, f) for c, f in zip(changes, self.committer.commit_many(changes))]
 
     def after_commit(self, staged: Staged) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from catalog.idempotency import LIFETIME as IDEMPOTENCY_LIFETIME
 from catalog.results import client_config
 
 router = APIRouter(tags=["configuration"])
@@ -26,5 +27,6 @@ def get_config(request: Request, warehouse: str | None = None) -> JSONResponse:
             "defaults": client_config(store, request.app.state.settings.s3),
             "overrides": {"prefix": store.name},
             "endpoints": request.app.state.endpoints,
+            "idempotency-key-lifetime": IDEMPOTENCY_LIFETIME,
         }
     )

@@ -7,12 +7,13 @@ import logging
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
 from catalog.deps import identifier_param, namespace_param, warehouse
 from catalog.models import CommitTableRequest, CreateTableRequest, RegisterTableRequest, RenameTableRequest, ReportMetricsRequest
 from catalog.paging import page
 from catalog.results import json_bytes, load_table_response
 from tables.commit import TableChange
-from tables.errors import BadRequestError
+from tables.errors import BadRequestError, NoSuchTableError
 from tables.metadata import serialize_metadata
 from tables.names import Identifier, check_identifier, check_name
 from tables.tablestore import LoadedTable
@@ -63,14 +64,17 @@ def load_table(request: Request, prefix: str, namespace: str, table: str, snapsh
 
 @router.head("/namespaces/{namespace}/tables/{table}", operation_id="tableExists")
 def table_exists(request: Request, prefix: str, namespace: str, table: str) -> Response:
-    exists = warehouse(request, prefix).table_exists(identifier_param(namespace, table))
-    return Response(status_code=204 if exists else 404)
+    ident = identifier_param(namespace, table)
+    if not warehouse(request, prefix).table_exists(ident):
+        raise NoSuchTableError(f"Table does not exist: {ident}")  # a 404 with the headers of a GET's ErrorModel
+    return Response(status_code=204)
 
 
 @router.post("/namespaces/{namespace}/tables/{table}", operation_id="updateTable")
 def update_table(request: Request, prefix: str, namespace: str, table: str, body: CommitTableRequest) -> Response:
     store = warehouse(request, prefix)
-    loaded = store.commit(TableChange(identifier_param(namespace, table), body.requirements, body.updates))
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    loaded = store.commit(TableChange(identifier_param(namespace, table), body.requirements, body.updates, key))
     return _commit_response(loaded)
 
 

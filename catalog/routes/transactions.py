@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from catalog.deps import warehouse
+from catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
 from catalog.models import CommitTransactionRequest
 from tables.commit import TableChange
 from tables.errors import BadRequestError
@@ -20,6 +21,6 @@ def commit_transaction(request: Request, prefix: str, body: CommitTransactionReq
         if change.identifier is None:
             raise BadRequestError("Every table change of a transaction needs an identifier")
         ident = check_identifier(tuple(change.identifier.namespace), change.identifier.name)
-        changes.append(TableChange(ident, change.requirements, change.updates))
+        changes.append(TableChange(ident, change.requirements, change.updates, request.headers.get(IDEMPOTENCY_HEADER)))
     warehouse(request, prefix).commit_transaction(changes)
     return Response(status_code=204)
