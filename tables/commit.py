@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import AssertCreate, TableRequirement, TableUpdate
 
+from tables.batching import Batcher, Ticket
 from tables.entries import EntryExists
 from tables.errors import (
     BadRequestError,
@@ -33,6 +34,7 @@ from tables.metadata_files import MetadataFile
 from tables.names import Identifier
 from tables.objectstore import PreconditionFailed
 from tables.pointer import Pointer, VersionedPointer
+from tables.rebase import rebase_append
 from tables.retry import backoff
 from tables.transactions import TxnRecord
 
@@ -63,6 +65,8 @@ class Staged:
     base: VersionedPointer | None
     base_metadata: TableMetadata | None
     file: MetadataFile | None  # None: the change is a no-op
+    #: Files written only for this attempt besides the metadata file (a rebased manifest list).
+    scratch: str | None = None
 
 
 def apply_change(change: TableChange, base_metadata: TableMetadata | None, base_location: str | None) -> TableMetadata:
@@ -91,12 +95,29 @@ class TransactionAborted(Exception):
     """Another replica aborted our transaction as abandoned: roll back and start over."""
 
 
+def _resolve_all(tickets: list[Ticket], file: MetadataFile) -> None:
+    for ticket in tickets:
+        ticket.resolve(file)
+
+
+def _fail_all(tickets: list[Ticket], error: BaseException) -> None:
+    for ticket in tickets:
+        ticket.fail(error)
+
+
+def _delete_all(tables: "TableStore", locations: list[str]) -> None:
+    for location in locations:
+        tables.store.delete(tables.files.key(location))
+
+
 class Committer:
     """Applies ``TableChange``s to one warehouse; used by the REST catalog and by compaction alike."""
 
-    def __init__(self, tables: "TableStore", attempts: int) -> None:
+    def __init__(self, tables: "TableStore", attempts: int, group_commit: bool = True) -> None:
         self.tables = tables
         self.attempts = attempts
+        self.group_commit = group_commit
+        self._batcher: Batcher[TableChange, MetadataFile] = Batcher(self._commit_batch)
 
     def stage(self, change: TableChange, current: VersionedPointer | None) -> Staged:
         """Validate and apply ``change`` on the state ``current`` names; write the new metadata file."""
@@ -104,13 +125,36 @@ class Committer:
         if current is None and not change.creates:
             raise not_found(change.identifier)
         base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
-        metadata = apply_change(change, None if base is None else base.metadata, None if base is None else base.location)
-        if base is not None and (not change.updates or metadata is base.metadata):
-            return Staged(change, current, base.metadata, None)  # a no-op: no new version
+        base_metadata = None if base is None else base.metadata
+        change, scratch, metadata = self._apply(change, base_metadata, None if base is None else base.location)
+        if base is not None and (not change.updates or metadata is base_metadata):
+            return Staged(change, current, base_metadata, None)  # a no-op: no new version
+        return self._write(change, current, base, metadata, scratch)
+
+    def _apply(
+        self, change: TableChange, metadata: TableMetadata | None, location: str | None
+    ) -> tuple[TableChange, str | None, TableMetadata]:
+        """Apply ``change``; a pure append that lost only its branch head is rebased instead of refused.
+
+        Returns the change as applied (rebased or not), the rebased manifest list (if any), and
+        the resulting metadata.
+        """
+        try:
+            return change, None, apply_change(change, metadata, location)
+        except CommitFailedException:
+            rebased = None if metadata is None else rebase_append(change, metadata, self.tables.io)
+            if rebased is None:
+                raise
+            change, scratch = rebased
+            return change, scratch, apply_change(change, metadata, location)
+
+    def _write(
+        self, change: TableChange, current: VersionedPointer | None, base: MetadataFile | None, metadata: TableMetadata, scratch: str | None
+    ) -> Staged:
         if current is None:
             self.tables.check_location(metadata.location)
         written = self.tables.files.write(metadata, None if base is None else base.location)
-        return Staged(change, current, None if base is None else base.metadata, written)
+        return Staged(change, current, None if base is None else base.metadata, written, scratch)
 
     def publish(self, staged: Staged, pointer: Pointer) -> str:
         """Create or swing the pointer to ``pointer`` (see ``Entries.publish``); returns its etag."""
@@ -137,32 +181,87 @@ class Committer:
     def discard(self, staged: Staged) -> None:
         if staged.file is not None:
             self.tables.files.delete(staged.file.location)
+        _delete_all(self.tables, [staged.scratch] if staged.scratch else [])
 
     def commit(self, change: TableChange) -> MetadataFile:
-        """One table: the pointer's compare-and-swap is the commit point."""
+        """One table. Concurrent commits to the same table are applied as one batch (group commit)."""
+        if not self.group_commit:
+            return self._batcher.run_alone(change)
+        return self._batcher.submit(change.identifier, change)
+
+    def _commit_batch(self, tickets: list[Ticket[TableChange, MetadataFile]]) -> None:
+        """Apply the batch's changes in order, each validated on the state the previous ones leave;
+        write one metadata file and swing the pointer once. The pointer's compare-and-swap is the
+        commit point; losing it re-runs the whole batch on the new state. A change whose requirements
+        fail is answered on its own (409) and left out; the others still commit.
+        """
+        ident = tickets[0].request.identifier
         for attempt in range(self.attempts):
-            current = self.tables.entries.read_settled(change.identifier)
-            if current is not None and current.pointer.applied(change.idempotency_key):
-                return self.tables.files.read(current.pointer.metadata_location)  # a retry of what landed
-            staged = self.stage(change, current)
-            if staged.file is None:
-                return self.tables.files.read(staged.base.pointer.metadata_location)
-            key = change.idempotency_key
-            new = Pointer("table", None).at(staged.file.location, key) if staged.base is None else staged.base.pointer.at(staged.file.location, key)
             try:
-                self.publish(staged, new)
+                current = table_pointer(self.tables.entries.read_settled(ident), ident)
+                base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
+            except Exception as err:
+                return _fail_all(tickets, err)
+            accepted, applied, scratch, result = self._apply_batch(tickets, current, base)
+            if not accepted:
+                return
+            if base is not None and result is base.metadata:
+                return _resolve_all(accepted, base)  # all no-ops: no new version
+            updates = tuple(u for c in applied for u in c.updates)
+            combined = TableChange(ident, (), updates)
+            try:
+                metadata = apply_change(combined, None if base is None else base.metadata, None if base is None else base.location)
+                staged = self._write(combined, current, base, metadata, None)
+            except Exception as err:
+                _delete_all(self.tables, scratch)
+                return _fail_all(accepted, err)
+            keys = [t.request.idempotency_key for t in accepted if t.request.idempotency_key]
+            pointer = (Pointer("table", None) if current is None else current.pointer).at(staged.file.location, *keys)
+            try:
+                self.publish(staged, pointer)
             except PreconditionFailed:
                 self.discard(staged)
+                _delete_all(self.tables, scratch)
+                tickets = accepted
                 backoff(attempt)
                 continue
-            except CommitStateUnknownException:
-                raise
-            except Exception:  # clean refusals; a crash (BaseException) leaves the file as an orphan
+            except CommitStateUnknownException as err:
+                return _fail_all(accepted, err)
+            except Exception as err:  # clean refusals; a crash (BaseException) leaves the files as orphans
                 self.discard(staged)
-                raise
+                _delete_all(self.tables, scratch)
+                return _fail_all(accepted, err)
             self.tables.after_commit(staged)
-            return staged.file
-        raise CommitFailedException(f"Commit to {change.identifier} lost {self.attempts} races in a row; retry later")
+            return _resolve_all(accepted, staged.file)
+        _fail_all(tickets, CommitFailedException(f"Commit to {ident} lost {self.attempts} races in a row; retry later"))
+
+    def _apply_batch(
+        self, tickets: list[Ticket[TableChange, MetadataFile]], current: VersionedPointer | None, base: MetadataFile | None
+    ) -> tuple[list[Ticket[TableChange, MetadataFile]], list[TableChange], list[str], TableMetadata | None]:
+        """Validate and apply each change on the state the previous ones leave; answer those that fail.
+
+        Returns the accepted tickets, their changes as applied (rebased or not), the rebased manifest
+        lists written, and the resulting metadata (``base``'s own object if nothing changed).
+        """
+        metadata = None if base is None else base.metadata
+        accepted, applied, scratch = [], [], []
+        for ticket in tickets:
+            change = ticket.request
+            if current is not None and current.pointer.applied(change.idempotency_key):
+                ticket.resolve(base)  # a retry of a commit that landed: not applied twice
+                continue
+            if metadata is None and not change.creates:
+                ticket.fail(not_found(change.identifier))
+                continue
+            try:
+                change, rebased_list, metadata = self._apply(change, metadata, None if base is None else base.location)
+            except Exception as err:
+                ticket.fail(err)
+                continue
+            accepted.append(ticket)
+            applied.append(change)
+            scratch += [rebased_list] if rebased_list else []
+        return accepted, applied, scratch, metadata
 
     def commit_many(self, changes: list[TableChange]) -> list[MetadataFile]:
         """Several tables, atomically: staged pointers, then one CAS on a transaction record.

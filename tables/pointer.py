@@ -79,8 +79,8 @@ class Pointer:
     def activated(self) -> "Pointer":
         return self._next(state="active", peer=None)
 
-    def at(self, metadata_location: str, key: str | None = None) -> "Pointer":
-        return self._next(metadata_location=metadata_location, keys=self._remember(key))
+    def at(self, metadata_location: str, *keys: str | None) -> "Pointer":
+        return self._next(metadata_location=metadata_location, keys=self._remember(*keys))
 
     def staged_in(self, txn: str, location: str, key: str | None = None) -> "Pointer":
         return self._next(txn=txn, txn_location=location, txn_key=key)
@@ -98,8 +98,8 @@ class Pointer:
         """Has the request with idempotency key ``key`` already changed this pointer?"""
         return key is not None and key in self.keys
 
-    def _remember(self, key: str | None) -> tuple[str, ...]:
-        return self.keys if key is None else (key, *self.keys)[:KEPT_KEYS]
+    def _remember(self, *keys: str | None) -> tuple[str, ...]:
+        return (*(k for k in reversed(keys) if k is not None), *self.keys)[:KEPT_KEYS]
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,8 @@ class Settings:
     s3: S3Settings = field(default_factory=S3Settings)
     #: How often a commit re-reads and re-validates after losing a pointer race before answering 409.
     commit_attempts: int = 20
+    #: Apply concurrent commits to one table as one batch (one metadata write, one pointer swap).
+    group_commit: bool = True
     log_level: str = "info"
     sql: SqlSettings = field(default_factory=SqlSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
@@ -130,6 +132,8 @@ class Settings:
             base = replace(base, host=env["ICESHELF_HOST"])
         if "ICESHELF_PORT" in env:
             base = replace(base, port=int(env["ICESHELF_PORT"]))
+        if "ICESHELF_GROUP_COMMIT" in env:
+            base = replace(base, group_commit=env["ICESHELF_GROUP_COMMIT"].lower() not in ("0", "false", "no", "off"))
         if "ICESHELF_LOG_LEVEL" in env:
             base = replace(base, log_level=env["ICESHELF_LOG_LEVEL"])
         settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -25,6 +25,7 @@ from tables.retry import backoff
 from tables.entries import Entries, EntryExists, already_exists
 from tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError
 from tables.metadata import create_metadata
+from tables.fileio import StoreFileIO
 from tables.metadata_files import MetadataFile, MetadataFiles
 from tables.names import Identifier, Namespace, check_identifier, check_namespace, data_path
 from tables.namespaces import Namespaces
@@ -50,13 +51,14 @@ class LoadedTable:
 
 
 class TableStore:
-    def __init__(self, name: str, store: ObjectStore, commit_attempts: int = 20) -> None:
+    def __init__(self, name: str, store: ObjectStore, commit_attempts: int = 20, group_commit: bool = True) -> None:
         self.name = name
         self.store = store
         self.namespaces = Namespaces(store, commit_attempts)
         self.entries = Entries(store, self.namespaces, commit_attempts)
         self.files = MetadataFiles(store)
-        self.committer = Committer(self, commit_attempts)
+        self.io = StoreFileIO(store)
+        self.committer = Committer(self, commit_attempts, group_commit)
         self.views = ViewStore(store, self.namespaces, self.entries, ViewFiles(store), self.default_location, commit_attempts)
 
     # -- locations ---------------------------------------------------------------------------

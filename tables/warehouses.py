@@ -18,7 +18,7 @@ class Warehouses:
     @classmethod
     def open(cls, settings: Settings) -> "Warehouses":
         stores = {
-            name: TableStore(name, open_store(location, settings.s3), settings.commit_attempts)
+            name: TableStore(name, open_store(location, settings.s3), settings.commit_attempts, settings.group_commit)
             for name, location in settings.warehouses.items()
         }
         return cls(stores, settings.default_warehouse)

@@ -198,7 +198,7 @@ def test_rolled_back_transaction_changes_nothing(catalog_env: CatalogEnv, duck, 
 
 
 def test_conflicting_transaction_changes_neither_table(catalog_env: CatalogEnv, duck, schema: str) -> None:
-    """A commit whose second table moved meanwhile fails as a whole: the first table is unchanged too."""
+    """A commit whose second table moved meanwhile under a delete fails as a whole: the first table is unchanged too."""
     catalog = catalog_env.catalog()
     a, b = f"lake.{schema}.a", f"lake.{schema}.b"
     duck.execute(f"CREATE TABLE {a} (id BIGINT)")
@@ -209,7 +209,7 @@ def test_conflicting_transaction_changes_neither_table(catalog_env: CatalogEnv, 
 
     duck.execute("BEGIN")
     duck.execute(f"INSERT INTO {a} VALUES (2)")
-    duck.execute(f"INSERT INTO {b} VALUES (2)")
+    duck.execute(f"DELETE FROM {b} WHERE id = 1")  # not a pure append: a moved head is a real conflict
     catalog.load_table(f"{schema}.b").append(pa.table({"id": pa.array([99], pa.int64())}))  # a concurrent writer
     with pytest.raises(duckdb.Error, match="CommitFailedException"):
         duck.execute("COMMIT")
@@ -221,6 +221,33 @@ def test_conflicting_transaction_changes_neither_table(catalog_env: CatalogEnv, 
     try:
         assert duck_rows(other, a) == [(1,)]
         assert duck_rows(other, b) == [(1,), (99,)]
+    finally:
+        other.close()
+
+
+def test_transaction_of_appends_is_rebased_over_a_concurrent_append(catalog_env: CatalogEnv, duck, schema: str) -> None:
+    """Pure appends are rebased in the server: a concurrent append to one table is no conflict."""
+    catalog = catalog_env.catalog()
+    a, b = f"lake.{schema}.a", f"lake.{schema}.b"
+    duck.execute(f"CREATE TABLE {a} (id BIGINT)")
+    duck.execute(f"CREATE TABLE {b} (id BIGINT)")
+    duck.execute(f"INSERT INTO {b} VALUES (1)")
+
+    duck.execute("BEGIN")
+    duck.execute(f"INSERT INTO {a} VALUES (2)")
+    duck.execute(f"INSERT INTO {b} VALUES (2)")
+    catalog.load_table(f"{schema}.b").append(pa.table({"id": pa.array([99], pa.int64())}))  # a concurrent writer
+    duck.execute("COMMIT")
+
+    assert py_rows(catalog, f"{schema}.a", ["id"]) == [(2,)]
+    table_b = catalog.load_table(f"{schema}.b")
+    assert py_rows(catalog, f"{schema}.b", ["id"]) == [(1,), (2,), (99,)]
+    head = table_b.current_snapshot()
+    assert head.summary["total-records"] == "3"
+    assert table_b.metadata.snapshot_by_id(head.parent_snapshot_id).summary["total-records"] == "2"
+    other = catalog_env.duckdb()
+    try:
+        assert duck_rows(other, b) == [(1,), (2,), (99,)]
     finally:
         other.close()
 

@@ -128,13 +128,14 @@ def test_lost_race_is_retried_on_the_new_base():
     created = _create(ts, ident)
     pointer_key = entry_key(ident)
     store = ts.store
+    other_replica = TableStore("test", store)
     lost = []
     original_put = MemoryStore.put
 
     def put(key, data, mode=OVERWRITE):
         if key == pointer_key and isinstance(mode, Update) and not lost:
             lost.append(mode.etag)
-            _set(ts, ident, winner="yes")  # lands between this commit's read and its swing
+            _set(other_replica, ident, winner="yes")  # lands between this commit's read and its swing
         return original_put(store, key, data, mode)
 
     store.put = put  # type: ignore[method-assign]
@@ -169,9 +170,10 @@ def test_concurrent_commits_without_requirements_all_land():
             raise
 
     ts.store.put = counting_put  # type: ignore[method-assign]
+    replicas = [TableStore("test", ts.store) for _ in range(2)]  # two servers racing on one warehouse
 
     def worker(i: int) -> list[str]:
-        return [_set(ts, ident, **{f"w{i}-{j:02d}": str(j)}).metadata_location for j in range(per_thread)]
+        return [_set(replicas[i], ident, **{f"w{i}-{j:02d}": str(j)}).metadata_location for j in range(per_thread)]
 
     results = _race(2, worker)
     for r in results:
@@ -239,8 +241,9 @@ def test_requirement_that_breaks_during_a_retry_fails_and_discards_its_file():
 
     def put(key, data, mode=OVERWRITE):
         if key == pointer_key and isinstance(mode, Update) and not interfered:
-            interfered.append(True)
-            ts.commit(TableChange(ident, (), (AddSchemaUpdate(schema_=new_schema), SetCurrentSchemaUpdate(schema_id=-1))))
+            interfered.append(True)  # another replica commits between this commit's read and its swing
+            other = TableStore("test", store)
+            other.commit(TableChange(ident, (), (AddSchemaUpdate(schema_=new_schema), SetCurrentSchemaUpdate(schema_id=-1))))
         return original_put(store, key, data, mode)
 
     store.put = put  # type: ignore[method-assign]
