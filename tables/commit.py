@@ -26,7 +26,6 @@ from tables.errors import (
     BadRequestError,
     CommitFailedException,
     CommitStateUnknownException,
-    NoSuchNamespaceError,
     NoSuchTableError,
 )
 from tables.metadata import apply_updates, empty_metadata

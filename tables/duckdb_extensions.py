@@ -22,9 +22,9 @@ def extension_file(name: str) -> Path:
     return files[0]
 
 
-def install_extensions(connection: duckdb.DuckDBPyConnection) -> None:
-    """Install (from the wheels) and load the Iceberg stack into ``connection``."""
-    for name in EXTENSIONS:
+def install_extensions(connection: duckdb.DuckDBPyConnection, names: tuple[str, ...] = EXTENSIONS) -> None:
+    """Install (from the wheels) and load the Iceberg stack, or just ``names`` of it, into ``connection``."""
+    for name in names:
         connection.execute(f"INSTALL '{extension_file(name)}'")
         connection.execute(f"LOAD {name}")
 

@@ -19,7 +19,6 @@ a later create of the same name takes the slot over with a CAS.
 
 from __future__ import annotations
 
-
 from typing import Callable
 
 from tables import clock
@@ -30,9 +29,22 @@ from tables.errors import (
     TableAlreadyExistsError,
     ViewAlreadyExistsError,
 )
+from tables.names import (
+    Identifier,
+    Namespace,
+    entries_prefix,
+    entry_key,
+    entry_name_from_key,
+)
 from tables.namespaces import Namespaces
-from tables.names import Identifier, Namespace, entries_prefix, entry_key, entry_name_from_key
-from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
+from tables.objectstore import (
+    CREATE,
+    ObjectAlreadyExists,
+    ObjectNotFound,
+    ObjectStore,
+    PreconditionFailed,
+    Update,
+)
 from tables.pointer import TOMBSTONES, Kind, Pointer, VersionedPointer
 from tables.retry import backoff
 from tables.transactions import TxnRecords
@@ -213,6 +225,26 @@ class Entries:
                 raise
             except Exception:
                 raise CommitStateUnknownException(f"Change to {ident} may or may not have been applied: {err}") from err
+
+    def place(self, ident: Identifier, pointer: Pointer, discard: Callable[[], None]) -> None:
+        """Create a new table's or view's entry, retrying a fenced-off failed write.
+
+        On a clean refusal (the name is taken, the namespace is gone) ``discard`` removes what the
+        caller wrote for it; on an unknown outcome nothing is removed, since the entry may name it.
+        """
+        for attempt in range(self.attempts):
+            try:
+                self.publish(ident, None, pointer)
+                return
+            except PreconditionFailed:
+                backoff(attempt)
+            except EntryExists as exists:
+                discard()
+                raise already_exists(exists.kind, ident) from None
+            except NoSuchNamespaceError:
+                discard()
+                raise
+        raise CommitFailedException(f"Could not create {ident}; retry later")
 
     def _reconcile(
         self, ident: Identifier, expected: VersionedPointer | None, pointer: Pointer, landed: Callable[[Pointer], bool]

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tables import clock
-from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
+from tables.objectstore import (
+    CREATE,
+    ObjectAlreadyExists,
+    ObjectNotFound,
+    ObjectStore,
+    PreconditionFailed,
+    Update,
+)
 
 LIFETIME_MS = 30 * 60 * 1000
 #: An in-progress record older than this belongs to a runner presumed dead.

@@ -18,7 +18,6 @@ from pyiceberg.table.metadata import (
     TableMetadata,
     TableMetadataUtil,
     TableMetadataV1,
-    TableMetadataV3,
     new_table_metadata,
 )
 from pyiceberg.table.sorting import SortOrder

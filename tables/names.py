@@ -102,6 +102,22 @@ def entry_name_from_key(key: str) -> str:
     return unquote(key.rsplit("/", 1)[1][: -len(".json")])
 
 
+def location_key_problem(key: str) -> str | None:
+    """Why the key of a location a client named (a table or view location, a metadata file) is unusable.
+
+    Such a key must be a plain relative path that stays out of the catalog's own state: a table whose
+    location is ``_catalog`` would write its files among the pointers, and a purge would delete them all.
+    """
+    parts = key.rstrip("/").split("/")
+    if "\x00" in key or any(part in ("", ".", "..") for part in parts):
+        return "empty, '.' and '..' path segments and NUL are not allowed"
+    if parts[0] == _CATALOG or parts[0].startswith("."):
+        return f"{parts[0]}/ holds the catalog's own state"
+    if any(len(part.encode()) > 255 for part in parts):
+        return "a path segment is longer than 255 bytes"
+    return None
+
+
 def data_path(namespace: Namespace, name: str) -> str:
     """Relative path of a new table's or view's default location (readable, and unique per object)."""
     return "/".join(quote(p, safe="") for p in (*namespace, name))

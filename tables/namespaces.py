@@ -29,9 +29,17 @@ from tables.names import (
     namespace_key,
     namespaces_prefix,
 )
+from tables.objectstore import (
+    CREATE,
+    ObjectAlreadyExists,
+    ObjectNotFound,
+    ObjectStore,
+    PreconditionFailed,
+    PutMode,
+    Update,
+)
 from tables.pointer import TOMBSTONES, Pointer
 from tables.retry import backoff
-from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, PutMode, Update
 
 #: A ``dropping`` mark older than this belongs to a drop that died; it no longer hides the namespace.
 DROP_MARK_TTL_MS = 30_000

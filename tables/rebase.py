@@ -23,11 +23,25 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pyiceberg.io import FileIO
-from pyiceberg.manifest import UNASSIGNED_SEQ, ManifestFile, read_manifest_list, write_manifest_list
+from pyiceberg.manifest import (
+    UNASSIGNED_SEQ,
+    ManifestFile,
+    read_manifest_list,
+    write_manifest_list,
+)
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import SnapshotRefType
-from pyiceberg.table.snapshots import Operation, Snapshot, Summary, update_snapshot_summaries
-from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSnapshotRefUpdate
+from pyiceberg.table.snapshots import (
+    Operation,
+    Snapshot,
+    Summary,
+    update_snapshot_summaries,
+)
+from pyiceberg.table.update import (
+    AddSnapshotUpdate,
+    AssertRefSnapshotId,
+    SetSnapshotRefUpdate,
+)
 from pyiceberg.utils.properties import property_as_bool
 
 from tables.errors import CommitFailedException

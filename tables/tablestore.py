@@ -21,16 +21,22 @@ from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_bool
 
 from tables.commit import Committer, Staged, TableChange, not_found
-from tables.retry import backoff
 from tables.entries import Entries, EntryExists, already_exists
-from tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError
-from tables.metadata import create_metadata
+from tables.errors import BadRequestError, CommitFailedException, NoSuchTableError
 from tables.fileio import StoreFileIO
+from tables.metadata import create_metadata
 from tables.metadata_files import MetadataFile, MetadataFiles
-from tables.names import Identifier, Namespace, check_identifier, check_namespace, data_path
+from tables.names import (
+    Identifier,
+    Namespace,
+    check_identifier,
+    check_namespace,
+    data_path,
+)
 from tables.namespaces import Namespaces
 from tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
 from tables.pointer import Pointer
+from tables.retry import backoff
 from tables.views import ViewFiles, ViewStore
 
 log = logging.getLogger("iceshelf.tables")
@@ -97,19 +103,8 @@ class TableStore:
         if (existing := self.entries.read(ident)) is not None:
             raise already_exists(existing.pointer.kind, ident)
         written = self.files.write(metadata, None)
-        for attempt in range(self.committer.attempts):
-            try:
-                self.entries.publish(ident, None, Pointer("table", written.location))
-                return LoadedTable(ident, written)
-            except PreconditionFailed:  # a failed write, fenced off: try again
-                backoff(attempt)
-            except EntryExists as exists:
-                self.files.delete(written.location)
-                raise already_exists(exists.kind, ident) from None
-            except NoSuchNamespaceError:
-                self.files.delete(written.location)
-                raise
-        raise CommitFailedException(f"Could not create {ident}; retry later")
+        self.entries.place(ident, Pointer("table", written.location), lambda: self.files.delete(written.location))
+        return LoadedTable(ident, written)
 
     def load_table(self, ident: Identifier) -> LoadedTable:
         ident = check_identifier(*ident)

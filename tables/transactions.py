@@ -20,7 +20,13 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tables import clock
-from tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed, Update
+from tables.objectstore import (
+    CREATE,
+    ObjectNotFound,
+    ObjectStore,
+    PreconditionFailed,
+    Update,
+)
 
 TXN_TIMEOUT_MS = 30_000
 _PREFIX = "_catalog/transactions/"

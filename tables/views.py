@@ -15,7 +15,6 @@ from pydantic import ValidationError as PydanticValidationError
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewMetadata, ViewVersion
 
-from tables.retry import backoff
 from tables.entries import Entries, EntryExists, already_exists
 from tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
 from tables.metadata_files import next_metadata_location
@@ -23,7 +22,13 @@ from tables.names import Identifier, Namespace, check_identifier, check_namespac
 from tables.namespaces import Namespaces
 from tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed
 from tables.pointer import Pointer, VersionedPointer
-from tables.view_metadata import AssertViewUUID, ViewUpdate, apply_view_updates, new_view_metadata
+from tables.retry import backoff
+from tables.view_metadata import (
+    AssertViewUUID,
+    ViewUpdate,
+    apply_view_updates,
+    new_view_metadata,
+)
 
 
 @dataclass(frozen=True)
@@ -120,19 +125,8 @@ class ViewStore:
         location = (location or self.default_location(ident)).rstrip("/")
         self._check_location(location)
         written = self.files.write(new_view_metadata(location, schema, version, dict(properties or {})), None)
-        for attempt in range(self.attempts):
-            try:
-                self.entries.publish(ident, None, Pointer("view", written.location))
-                return LoadedView(ident, written)
-            except PreconditionFailed:  # a failed write, fenced off: try again
-                backoff(attempt)
-            except EntryExists as exists:
-                self.files.delete(written.location)
-                raise already_exists(exists.kind, ident) from None
-            except NoSuchNamespaceError:
-                self.files.delete(written.location)
-                raise
-        raise CommitFailedException(f"Could not create view {ident}; retry later")
+        self.entries.place(ident, Pointer("view", written.location), lambda: self.files.delete(written.location))
+        return LoadedView(ident, written)
 
     def load_view(self, ident: Identifier) -> LoadedView:
         ident = check_identifier(*ident, "view name")

@@ -15,7 +15,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
-from tables.objectstore.base import GetResult, ObjectMeta, ObjectStore, Overwrite, PutMode
+from tables.objectstore.base import (
+    GetResult,
+    ObjectMeta,
+    ObjectStore,
+    Overwrite,
+    PutMode,
+)
 
 When = Literal["before", "after"]
 

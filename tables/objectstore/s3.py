@@ -42,7 +42,11 @@ from typing import Any
 import aiobotocore.session
 import fsspec.asyn
 import s3fs
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from tables.objectstore.base import (
     Create,
