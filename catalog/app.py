@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from catalog import errors, idempotency
 from catalog.routes import config, namespaces, tables, transactions, views
+from sql import athena, trino
+from sql.queries import QueryService
 from tables.settings import Settings
 from tables.warehouses import Warehouses
 
@@ -20,15 +22,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        app.state.sql.close()
         warehouses.close()
 
     app = FastAPI(title="Iceshelf REST catalog", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.warehouses = warehouses
     app.state.metrics_reports = Counter()
+    app.state.sql = QueryService(settings, warehouses)
     errors.install(app)
     idempotency.install(app)
     for module in (config, namespaces, tables, transactions, views):
+        app.include_router(module.router)
+    for module in (athena, trino):
         app.include_router(module.router)
     app.state.endpoints = config.implemented_endpoints(app)
     return app

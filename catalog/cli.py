@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from sql import cli as sql_cli
 from tables.settings import Settings, parse_warehouses
 
 
@@ -22,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
         s3=None,
     )
     settings = _with_s3_flags(settings, args)
+    settings = sql_cli.with_serve_flags(settings, args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name, location in settings.warehouses.items():
         logging.getLogger("iceshelf").info("warehouse %r at %s", name, location)
@@ -58,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--s3-access-key-id", help="env AWS_ACCESS_KEY_ID")
     serve.add_argument("--s3-secret-access-key", help="env AWS_SECRET_ACCESS_KEY")
     serve.add_argument("--s3-region", help="env AWS_REGION")
+    sql_cli.add_serve_flags(serve)
     serve.set_defaults(run=_serve)
+    sql_cli.add_command(commands)
     return parser
 
 

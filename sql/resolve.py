@@ -1,0 +1,85 @@
+"""The catalog as the SQL layer sees it: table names to metadata, over the warehouses' table stores.
+
+``WarehouseCatalog`` answers the rewrite's questions (``sql.rewrite.Catalog``) with fresh pointer
+reads -- a query sees every commit acknowledged before it was planned -- and measures what a
+query scans: the bytes of the data and delete files of the snapshots it reads (Athena's "data
+scanned", without credit for the row groups DuckDB skips), cached per snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from pyiceberg.catalog.noop import NoopCatalog
+from pyiceberg.table import StaticTable
+
+from sql.rewrite import Scan, TableInfo
+from tables.errors import NoSuchNamespaceError, NoSuchTableError
+from tables.fileio import StoreFileIO
+from tables.names import Identifier
+from tables.tablestore import LoadedTable, TableStore
+from tables.warehouses import Warehouses
+
+
+class WarehouseCatalog:
+    def __init__(self, warehouses: Warehouses, cache_size: int = 4096) -> None:
+        self.warehouses = warehouses
+        self.default_warehouse = warehouses.default
+        self._snapshot_bytes: OrderedDict[str, int] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def is_warehouse(self, name: str) -> bool:
+        return name in self.warehouses.stores
+
+    def store(self, warehouse: str) -> TableStore:
+        return self.warehouses.get(warehouse)
+
+    def load(self, warehouse: str, ident: Identifier) -> LoadedTable | None:
+        try:
+            return self.store(warehouse).load_table(ident)
+        except (NoSuchTableError, NoSuchNamespaceError):
+            return None
+
+    def table(self, warehouse: str, ident: Identifier) -> TableInfo | None:
+        loaded = self.load(warehouse, ident)
+        if loaded is None:
+            return None
+        metadata = loaded.metadata
+        return TableInfo(
+            metadata_location=loaded.metadata_location,
+            snapshot_ids=frozenset(s.snapshot_id for s in metadata.snapshots),
+            history=tuple((entry.timestamp_ms, entry.snapshot_id) for entry in metadata.snapshot_log),
+            refs={name: ref.snapshot_id for name, ref in metadata.refs.items()},
+        )
+
+    def static_table(self, warehouse: str, ident: Identifier, metadata_location: str) -> StaticTable:
+        """A read-only pyiceberg table reading through the warehouse's own object store."""
+        store = self.store(warehouse)
+        file = store.files.read(metadata_location)
+        return StaticTable(
+            identifier=(*ident.namespace, ident.name),
+            metadata=file.metadata,
+            metadata_location=metadata_location,
+            io=StoreFileIO(store.store),
+            catalog=NoopCatalog("iceshelf-sql"),
+        )
+
+    def scanned_bytes(self, scan: Scan) -> int:
+        """Bytes of the snapshot's live data and delete files; a snapshot never changes, so cached by it."""
+        key = f"{scan.metadata_location}#{scan.snapshot_id}"
+        with self._lock:
+            if (cached := self._snapshot_bytes.get(key)) is not None:
+                self._snapshot_bytes.move_to_end(key)
+                return cached
+        table = self.static_table(scan.warehouse, scan.identifier, scan.metadata_location)
+        snapshot = table.metadata.snapshot_by_id(scan.snapshot_id) if scan.snapshot_id else table.metadata.current_snapshot()
+        total = 0
+        for manifest in snapshot.manifests(table.io) if snapshot else []:
+            total += sum(e.data_file.file_size_in_bytes for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
+        with self._lock:
+            self._snapshot_bytes[key] = total
+            while len(self._snapshot_bytes) > self._cache_size:
+                self._snapshot_bytes.popitem(last=False)
+        return total
