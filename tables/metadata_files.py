@@ -16,6 +16,7 @@ from pyiceberg.table.metadata import TableMetadata
 
 from tables.errors import BadRequestError
 from tables.metadata import parse_metadata, serialize_metadata
+from tables.names import location_key_problem
 from tables.objectstore import CREATE, ObjectNotFound, ObjectStore
 
 _VERSIONED = re.compile(r"(\d+)-[0-9a-fA-F-]{36}\.(?:gz\.)?metadata\.json")
@@ -47,6 +48,8 @@ class MetadataFiles:
         key = self.store.key_of(location)
         if key is None:
             raise BadRequestError(f"Location {location} is outside this warehouse ({self.store.root_uri})")
+        if problem := location_key_problem(key):
+            raise BadRequestError(f"Invalid location {location}: {problem}")
         return key
 
     def read(self, location: str) -> MetadataFile:

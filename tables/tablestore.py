@@ -32,6 +32,7 @@ from tables.names import (
     check_identifier,
     check_namespace,
     data_path,
+    location_key_problem,
 )
 from tables.namespaces import Namespaces
 from tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
@@ -74,8 +75,11 @@ class TableStore:
         return self.store.uri(f"{data_path(ident.namespace, ident.name)}-{uuid.uuid4().hex}")
 
     def check_location(self, location: str) -> None:
-        if self.store.key_of(location.rstrip("/") + "/x") is None:
+        key = self.store.key_of(location.rstrip("/") + "/x")
+        if key is None:
             raise BadRequestError(f"Table location {location} must lie inside the warehouse {self.store.root_uri}")
+        if problem := location_key_problem(key):
+            raise BadRequestError(f"Invalid table location {location}: {problem}")
 
     # -- tables ------------------------------------------------------------------------------
 
@@ -105,6 +109,17 @@ class TableStore:
         written = self.files.write(metadata, None)
         self.entries.place(ident, Pointer("table", written.location), lambda: self.files.delete(written.location))
         return LoadedTable(ident, written)
+
+    def stage_table(self, ident: Identifier, metadata: TableMetadata) -> TableMetadata:
+        """``stage-create``: nothing is committed (the client commits with ``assert-create``), but the
+        name must be free and the location ready for the files the client writes before that commit."""
+        ident = check_identifier(*ident)
+        self.namespaces.require_open(ident.namespace)
+        if (existing := self.entries.read(ident)) is not None:
+            raise already_exists(existing.pointer.kind, ident)
+        for directory in ("metadata", "data"):
+            self.store.ensure_prefix(self.files.key(f"{metadata.location}/{directory}"))
+        return metadata
 
     def load_table(self, ident: Identifier) -> LoadedTable:
         ident = check_identifier(*ident)
@@ -152,8 +167,8 @@ class TableStore:
     def purge_files(self, location: str) -> int:
         """Delete every object under a dropped table's location; returns how many."""
         prefix = self.store.key_of(location.rstrip("/") + "/")
-        if prefix is None or prefix in ("", "/"):
-            return 0
+        if prefix is None or prefix in ("", "/") or location_key_problem(prefix):
+            return 0  # never the whole warehouse, nor its catalog state (a registered file can name any location)
         keys = [meta.key for meta in self.store.list(prefix)]
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(self.store.delete, keys))

@@ -371,3 +371,14 @@ def test_default_attach_on_s3(s3_env: CatalogEnv) -> None:
         assert duck_rows(con, f"lake.{schema}.t") == [(1,)]
     finally:
         con.close()
+
+
+def test_create_table_as_and_create_then_insert_in_one_transaction(catalog_env: CatalogEnv, duck, schema: str) -> None:
+    """DuckDB writes a staged table's first manifests before its create commits: the location must be ready."""
+    duck.execute(f"CREATE TABLE lake.{schema}.squares AS SELECT range AS id, range * range AS y FROM range(5)")
+    assert duck_rows(duck, f"lake.{schema}.squares") == [(i, i * i) for i in range(5)]
+    duck.execute("BEGIN")
+    duck.execute(f"CREATE TABLE lake.{schema}.fresh (a INTEGER)")
+    duck.execute(f"INSERT INTO lake.{schema}.fresh VALUES (1), (2)")
+    duck.execute("COMMIT")
+    assert py_rows(catalog_env.catalog(), f"{schema}.fresh", ["a"]) == [(1,), (2,)]

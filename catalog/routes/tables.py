@@ -47,9 +47,8 @@ def create_table(request: Request, prefix: str, namespace: str, body: CreateTabl
         ident, body.table_schema, body.location, body.partition_spec, body.write_order, body.properties
     )
     if body.stage_create:
-        if store.table_exists(ident):
-            store.create_table(ident, metadata)  # raises the AlreadyExists a real create would
-        return Response(b'{"metadata":' + serialize_metadata(metadata) + b',"config":{}}', media_type="application/json")
+        staged = serialize_metadata(store.stage_table(ident, metadata))
+        return Response(b'{"metadata":' + staged + b',"config":{}}', media_type="application/json")
     loaded = store.create_table(ident, metadata)
     return load_table_response(request, store, loaded)
 

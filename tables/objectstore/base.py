@@ -123,5 +123,13 @@ class ObjectStore(abc.ABC):
         root = self.root_uri.rstrip("/") + "/"
         return uri[len(root):] if uri.startswith(root) else None
 
+    def ensure_prefix(self, prefix: str) -> None:
+        """Make ``prefix`` writable for clients that write files straight to the store, not through it.
+
+        Object stores have no directories, so by default there is nothing to do; a filesystem
+        has them, and DuckDB writing a staged table's first manifest into ``metadata/`` needs it to
+        exist already.
+        """
+
     def close(self) -> None:
         """Release connections; the default store holds none."""

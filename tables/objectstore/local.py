@@ -170,6 +170,9 @@ class LocalStore(ObjectStore):
                 continue
             _fsync_dir(created.parent)
 
+    def ensure_prefix(self, prefix: str) -> None:
+        self._make_parents(self._path(prefix.rstrip("/") + "/_"))
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         with self._key_lock(key):
