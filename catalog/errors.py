@@ -69,7 +69,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_name = {404: "NoSuchEndpointException", 405: "MethodNotAllowedException"}.get(exc.status_code, "HTTPException")
+        names = {400: "BadRequestException", 404: "NoSuchEndpointException", 405: "MethodNotAllowedException"}
+        type_name = names.get(exc.status_code, "HTTPException")
         return error_response(exc.status_code, type_name, str(exc.detail))
 
     async def _typed(request: Request, exc: Exception) -> JSONResponse:

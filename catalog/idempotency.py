@@ -47,7 +47,9 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
         deadline = asyncio.get_running_loop().time() + _WAIT_S
         while not isinstance(claim, Claimed):
             if claim.fingerprint != fingerprint:
-                return error_response(422, "UnprocessableEntityException", f"{HEADER} was already used for a different request")
+                # A client error the spec forbids ("MUST generate a new key for a different operation"):
+                # 400, the one client-error status every operation documents (422 is only updateProperties').
+                return error_response(400, "BadRequestException", f"{HEADER} was already used for a different request")
             if claim.state == "done":
                 stored = claim.response
                 return Response(stored.body, status_code=stored.status, media_type=stored.media_type)

@@ -6,33 +6,70 @@ and ``TableRequirement`` unions. These wrappers only add the spec's optional fie
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, model_validator
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import TableRequirement, TableUpdate
 
 
-class _Request(BaseModel):
+#: What pyiceberg's model validators raise on malformed input besides ``ValueError`` (e.g. a ``KeyError``
+#: for a ``set-statistics`` without ``statistics``, a ``TypeError`` for a default value of the wrong type).
+_MALFORMED = (TypeError, LookupError, AttributeError, ArithmeticError)
+#: Iceberg's JSON integers are Java ints and longs: a larger one would be stored, and then every Java
+#: client (Spark, Trino) would fail to load the table.
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
+def _check_json_values(data: object) -> None:
+    """Reject what JSON can carry but Iceberg metadata cannot: integers beyond a long, unpaired surrogates."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, int) and not _LONG_MIN <= value <= _LONG_MAX:
+            raise ValueError("an integer is out of the 64-bit range of Iceberg's longs")
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ValueError(f"{value[:40]!r} is not valid Unicode (unpaired surrogate)") from None
+
+
+class RequestModel(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", arbitrary_types_allowed=True)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _malformed_is_invalid(cls, data: object, handler: ValidatorFunctionWrapHandler) -> "RequestModel":
+        """Parsing only reads the request: any of these is the input's fault, so a 400, not a 500."""
+        _check_json_values(data)
+        try:
+            return handler(data)
+        except _MALFORMED as err:
+            raise ValueError(f"malformed {cls.__name__} ({type(err).__name__}: {err})") from None
 
-class TableIdentifierModel(_Request):
+
+class TableIdentifierModel(RequestModel):
     namespace: list[str]
     name: str
 
 
-class CreateNamespaceRequest(_Request):
+class CreateNamespaceRequest(RequestModel):
     namespace: list[str]
     properties: dict[str, str] = Field(default_factory=dict)
 
 
-class UpdateNamespacePropertiesRequest(_Request):
+class UpdateNamespacePropertiesRequest(RequestModel):
     removals: list[str] = Field(default_factory=list)
     updates: dict[str, str] = Field(default_factory=dict)
 
 
-class CreateTableRequest(_Request):
+class CreateTableRequest(RequestModel):
     name: str
     location: str | None = None
     table_schema: Schema = Field(alias="schema")
@@ -42,28 +79,33 @@ class CreateTableRequest(_Request):
     properties: dict[str, str] = Field(default_factory=dict)
 
 
-class RegisterTableRequest(_Request):
+class RegisterTableRequest(RequestModel):
     name: str
     metadata_location: str = Field(alias="metadata-location")
     overwrite: bool = False
 
 
-class RenameTableRequest(_Request):
+class RenameTableRequest(RequestModel):
     source: TableIdentifierModel
     destination: TableIdentifierModel
 
 
-class CommitTableRequest(_Request):
+class CommitTableRequest(RequestModel):
     identifier: TableIdentifierModel | None = None
     requirements: tuple[TableRequirement, ...] = ()
     updates: tuple[TableUpdate, ...] = ()
 
 
-class CommitTransactionRequest(_Request):
+class CommitTransactionRequest(RequestModel):
     table_changes: list[CommitTableRequest] = Field(alias="table-changes", min_length=1)
 
 
-class ReportMetricsRequest(_Request):
+class RegisterViewRequest(RequestModel):
+    name: str
+    metadata_location: str = Field(alias="metadata-location")
+
+
+class ReportMetricsRequest(RequestModel):
     model_config = ConfigDict(extra="allow")
     report_type: str = Field(alias="report-type")
     table_name: str = Field(alias="table-name")

@@ -23,6 +23,9 @@ _CATALOG = "_catalog"
 _NAMESPACES = f"{_CATALOG}/namespaces/"
 _ENTRIES = f"{_CATALOG}/entries/"
 _UNIT_SEPARATOR = "\x1f"
+#: First path segments that belong to the warehouse itself: the catalog's state, the local backend's locks.
+#: No table location may lie under them, and no namespace may be named so (its tables' default locations would).
+_RESERVED = (_CATALOG, ".iceshelf")
 MAX_NAME_LENGTH = 255
 #: Bytes of a name / a whole namespace once percent-encoded into a key segment. A segment must fit a
 #: file name (255 bytes on common filesystems) with its ``.json`` suffix, and a table or view
@@ -61,6 +64,8 @@ def check_namespace(namespace: Namespace | list[str]) -> Namespace:
         raise BadRequestError("Invalid namespace: it must have at least one level")
     for level in namespace:
         check_name(level, "namespace")
+    if namespace[0] in _RESERVED:
+        raise BadRequestError(f"Invalid namespace {namespace[0]!r}: the name is reserved for the warehouse's own state")
     if len(_encode(namespace)) > MAX_ENCODED_NAMESPACE:
         raise BadRequestError(f"Invalid namespace: longer than {MAX_ENCODED_NAMESPACE} bytes percent-encoded (all levels)")
     return namespace
@@ -111,10 +116,12 @@ def location_key_problem(key: str) -> str | None:
     parts = key.rstrip("/").split("/")
     if "\x00" in key or any(part in ("", ".", "..") for part in parts):
         return "empty, '.' and '..' path segments and NUL are not allowed"
-    if parts[0] == _CATALOG or parts[0].startswith("."):
-        return f"{parts[0]}/ holds the catalog's own state"
+    if parts[0] in _RESERVED:
+        return f"{parts[0]}/ is reserved for the warehouse's own state"
     if any(len(part.encode()) > 255 for part in parts):
         return "a path segment is longer than 255 bytes"
+    if len(key.encode()) > 1024:
+        return "the object key would be longer than 1024 bytes"
     return None
 
 

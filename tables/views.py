@@ -18,7 +18,7 @@ from pyiceberg.view.metadata import ViewMetadata, ViewVersion
 from tables.entries import Entries, EntryExists, already_exists
 from tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
 from tables.metadata_files import next_metadata_location
-from tables.names import Identifier, Namespace, check_identifier, check_namespace
+from tables.names import Identifier, Namespace, check_identifier, check_namespace, location_key_problem
 from tables.namespaces import Namespaces
 from tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed
 from tables.pointer import Pointer, VersionedPointer
@@ -62,6 +62,8 @@ class ViewFiles:
         key = self.store.key_of(location)
         if key is None:
             raise BadRequestError(f"Location {location} is outside this warehouse ({self.store.root_uri})")
+        if problem := location_key_problem(key):
+            raise BadRequestError(f"Invalid location {location}: {problem}")
         return key
 
     def read(self, location: str) -> ViewFile:
@@ -100,8 +102,11 @@ class ViewStore:
         self.attempts = attempts
 
     def _check_location(self, location: str) -> None:
-        if self.store.key_of(location.rstrip("/") + "/x") is None:
+        key = self.store.key_of(location.rstrip("/") + "/x")
+        if key is None:
             raise BadRequestError(f"View location {location} must lie inside the warehouse {self.store.root_uri}")
+        if problem := location_key_problem(key):
+            raise BadRequestError(f"Invalid view location {location}: {problem}")
 
     def _pointer(self, ident: Identifier) -> VersionedPointer:
         current = self.entries.read(ident)

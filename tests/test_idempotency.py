@@ -60,8 +60,8 @@ def test_key_reused_for_another_request_is_refused(local_env: CatalogEnv) -> Non
     with http(local_env) as client:
         assert client.post("/namespaces", json={"namespace": [unique_name()]}, headers={"Idempotency-Key": key}).status_code == 200
         other = client.post("/namespaces", json={"namespace": [unique_name()]}, headers={"Idempotency-Key": key})
-    assert other.status_code == 422
-    assert other.json()["error"]["type"] == "UnprocessableEntityException"
+    assert other.status_code == 400
+    assert other.json()["error"]["type"] == "BadRequestException"
 
 
 def test_abandoned_request_is_taken_over_without_applying_twice(local_env: CatalogEnv, monkeypatch) -> None:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from catalog.deps import NAMESPACE_SEPARATOR, namespace_param, warehouse
 from catalog.models import CreateNamespaceRequest, UpdateNamespacePropertiesRequest
 from catalog.paging import page
+from tables.errors import NoSuchNamespaceError
 
 router = APIRouter(prefix="/v1/{prefix}/namespaces", tags=["namespaces"])
 
@@ -43,8 +44,11 @@ def load_namespace(request: Request, prefix: str, namespace: str) -> JSONRespons
 
 @router.head("/{namespace}", operation_id="namespaceExists")
 def namespace_exists(request: Request, prefix: str, namespace: str) -> Response:
-    exists = warehouse(request, prefix).namespaces.exists(namespace_param(namespace))
-    return Response(status_code=204 if exists else 404)
+    ns = namespace_param(namespace)
+    if not warehouse(request, prefix).namespaces.exists(ns):
+        # Raised, so the 404 carries the headers a GET's ErrorModel would (Content-Type); HEAD drops the body.
+        raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(ns)}")
+    return Response(status_code=204)
 
 
 @router.delete("/{namespace}", operation_id="dropNamespace", status_code=204)

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-from pyiceberg.catalog.rest import RegisterViewRequest
+from pydantic import Field
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewVersion
 
 from catalog.deps import identifier_param, namespace_param, warehouse
-from catalog.models import RenameTableRequest, TableIdentifierModel
+from catalog.models import RegisterViewRequest, RenameTableRequest, RequestModel, TableIdentifierModel
 from catalog.paging import page
 from catalog.results import json_bytes
+from tables.errors import NoSuchViewError
 from tables.names import Identifier, check_identifier, check_name
 from tables.tablestore import TableStore
 from tables.view_metadata import AssertViewUUID, ViewUpdate
@@ -26,11 +26,7 @@ from tables.views import LoadedView
 router = APIRouter(prefix="/v1/{prefix}", tags=["views"])
 
 
-class _ViewRequest(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-
-class CreateViewRequest(_ViewRequest):
+class CreateViewRequest(RequestModel):
     """The spec's ``CreateViewRequest``; pyiceberg's own model wrongly requires ``location``."""
 
     name: str
@@ -40,7 +36,7 @@ class CreateViewRequest(_ViewRequest):
     properties: dict[str, str] = Field(default_factory=dict)
 
 
-class CommitViewRequest(_ViewRequest):
+class CommitViewRequest(RequestModel):
     identifier: TableIdentifierModel | None = None
     requirements: tuple[AssertViewUUID, ...] = ()
     updates: tuple[ViewUpdate, ...]
@@ -104,8 +100,10 @@ def drop_view(request: Request, prefix: str, namespace: str, view: str) -> Respo
 
 @router.head("/namespaces/{namespace}/views/{view}", operation_id="viewExists")
 def view_exists(request: Request, prefix: str, namespace: str, view: str) -> Response:
-    exists = warehouse(request, prefix).views.view_exists(identifier_param(namespace, view, "view name"))
-    return Response(status_code=204 if exists else 404)
+    ident = identifier_param(namespace, view, "view name")
+    if not warehouse(request, prefix).views.view_exists(ident):
+        raise NoSuchViewError(f"View does not exist: {ident}")  # a 404 with the headers of a GET's ErrorModel
+    return Response(status_code=204)
 
 
 @router.post("/views/rename", operation_id="renameView", status_code=204)
