@@ -15,6 +15,8 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from bench.catalog import BenchConfig, run_to_file, summary_table  # noqa: E402
+from bench import sql as sql_bench  # noqa: E402
+from bench import compaction as compaction_bench  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workdir", type=Path, help="keep SeaweedFS data, warehouses and server logs here")
     parser.add_argument("--keep", action="store_true", help="do not delete the temporary work directory")
+    parser.add_argument("--skip-sql", action="store_true", help="do not run the SQL endpoint benchmarks (sql.json beside --out)")
+    parser.add_argument(
+        "--skip-compaction", action="store_true", help="do not run the compaction benchmarks (compaction.json beside --out)"
+    )
     return parser
 
 
@@ -50,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     report = run_to_file(cfg, args.out, workdir=args.workdir, keep=args.keep)
     print(summary_table(report))
     print(f"\nwrote {args.out} ({report['elapsed_s']}s)")
+    if not args.skip_sql:
+        sql_out = args.out.parent / "sql.json"
+        sql_report = sql_bench.run_to_file(sql_bench.SqlBenchConfig.quick() if args.quick else sql_bench.SqlBenchConfig(), sql_out)
+        print(sql_bench.summary_table(sql_report))
+        print(f"\nwrote {sql_out} ({sql_report['elapsed_s']}s)")
+    if not args.skip_compaction:
+        compaction_out = args.out.parent / "compaction.json"
+        compaction_cfg = compaction_bench.CompactionBenchConfig.quick() if args.quick else compaction_bench.CompactionBenchConfig()
+        compaction_report = compaction_bench.run_to_file(compaction_cfg, compaction_out)
+        print(compaction_bench.summary_table(compaction_report))
+        print(f"\nwrote {compaction_out} ({compaction_report['elapsed_s']}s)")
     return 0
 
 

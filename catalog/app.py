@@ -8,7 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from catalog import errors, idempotency
+from catalog.deps import identifier_param, warehouse
 from catalog.routes import config, namespaces, tables, transactions, views
+from compaction.api import build_router as maintenance_router
+from compaction.scheduler import Scheduler
 from sql import athena, trino
 from sql.queries import QueryService
 from tables.settings import Settings
@@ -21,7 +24,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        scheduler = Scheduler(warehouses, settings.maintenance) if settings.maintenance.enabled else None
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
         app.state.sql.close()
         warehouses.close()
 
@@ -36,5 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (athena, trino):
         app.include_router(module.router)
+    app.include_router(maintenance_router(warehouse, identifier_param))
     app.state.endpoints = config.implemented_endpoints(app)
     return app

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from compaction import commands as maintenance_cli
+from compaction import compact_cli
 from sql import cli as sql_cli
 from tables.settings import Settings, parse_warehouses
 
@@ -15,20 +17,20 @@ def _serve(args: argparse.Namespace) -> int:
 
     from catalog.app import create_app
 
-    settings = Settings.from_env(
-        warehouses=parse_warehouses(args.warehouse) if args.warehouse else None,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        s3=None,
-    )
-    settings = _with_s3_flags(settings, args)
+    settings = _settings(args, host=args.host, port=args.port, log_level=args.log_level)
     settings = sql_cli.with_serve_flags(settings, args)
+    settings = maintenance_cli.with_serve_flags(settings, args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name, location in settings.warehouses.items():
         logging.getLogger("iceshelf").info("warehouse %r at %s", name, location)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, workers=1)
     return 0
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    """Settings from the environment, then the warehouse and S3 flags every warehouse command takes."""
+    settings = Settings.from_env(warehouses=parse_warehouses(args.warehouse) if args.warehouse else None, s3=None, **overrides)
+    return _with_s3_flags(settings, args)
 
 
 def _with_s3_flags(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -44,25 +46,32 @@ def _with_s3_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return replace(settings, s3=replace(settings.s3, **changes)) if changes else settings
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="iceshelf", description="Iceberg table service over an object store")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the Iceberg REST catalog")
-    serve.add_argument(
+def _add_warehouse_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--warehouse",
         action="append",
         help="[NAME=]PATH or s3://bucket[/prefix]; repeat for several warehouses (env ICESHELF_WAREHOUSE)",
     )
+    parser.add_argument("--s3-endpoint", help="S3 endpoint URL (env AWS_ENDPOINT_URL)")
+    parser.add_argument("--s3-access-key-id", help="env AWS_ACCESS_KEY_ID")
+    parser.add_argument("--s3-secret-access-key", help="env AWS_SECRET_ACCESS_KEY")
+    parser.add_argument("--s3-region", help="env AWS_REGION")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iceshelf", description="Iceberg table service over an object store")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the Iceberg REST catalog")
+    _add_warehouse_flags(serve)
     serve.add_argument("--host", help="listen address (env ICESHELF_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (env ICESHELF_PORT, default 8181)")
     serve.add_argument("--log-level", help="debug, info, warning (env ICESHELF_LOG_LEVEL)")
-    serve.add_argument("--s3-endpoint", help="S3 endpoint URL (env AWS_ENDPOINT_URL)")
-    serve.add_argument("--s3-access-key-id", help="env AWS_ACCESS_KEY_ID")
-    serve.add_argument("--s3-secret-access-key", help="env AWS_SECRET_ACCESS_KEY")
-    serve.add_argument("--s3-region", help="env AWS_REGION")
     sql_cli.add_serve_flags(serve)
+    maintenance_cli.add_serve_flags(serve)
     serve.set_defaults(run=_serve)
     sql_cli.add_command(commands)
+    maintenance_cli.add_commands(commands, _add_warehouse_flags, _settings)
+    compact_cli.add_command(commands, _add_warehouse_flags, _settings)
     return parser
 
 

@@ -6,8 +6,12 @@ bucket) plus what a client needs to reach that warehouse's files.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 from pyiceberg.catalog.rest import RestCatalog
@@ -59,6 +63,17 @@ class CatalogEnv:
             f"ATTACH 'default' AS {alias} (TYPE iceberg, ENDPOINT '{url or self.url}', AUTHORIZATION_TYPE 'none')"
         )
         return connection
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """``iceshelf ARGS --warehouse <this warehouse>``: the CLI working on the server's warehouse directly."""
+        return subprocess.run(
+            [sys.executable, "-m", "catalog.cli", *args, "--warehouse", self.warehouse],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.s3_env(), "COLUMNS": "200"},
+            cwd=Path(__file__).parents[1],
+            timeout=120,
+        )
 
 
 def unique_name(stem: str = "ns") -> str:

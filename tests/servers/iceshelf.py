@@ -43,7 +43,9 @@ class IceshelfServer:
 def start_iceshelf(warehouse: str, log_dir: Path, env: dict[str, str] | None = None, timeout: float = 30) -> IceshelfServer:
     port = free_port()
     log_path = log_dir / f"iceshelf-{port}.log"
-    full_env = {**os.environ, **(env or {})}
+    # Background maintenance would rewrite and expire other tests' tables under them: tests that
+    # want the scheduler pass ICESHELF_MAINTENANCE=on in ``env``.
+    full_env = {**os.environ, "ICESHELF_MAINTENANCE": "off", **(env or {})}
     command = [sys.executable, "-m", "catalog.cli", "serve", "--warehouse", warehouse, "--port", str(port), "--log-level", "warning"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=Path(__file__).parents[2])

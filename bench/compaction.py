@@ -1,0 +1,289 @@
+"""Compaction benchmarks, each figure beside its baseline in the same run, on SeaweedFS S3 and a local disk.
+
+``throughput`` -- MB/s of input, rewriting a table of ``input_files`` small files (``input_mib`` in all):
+    ``iceshelf_compact``   ``compact_table`` on the table: plan, rewrite, commit a ``replace`` snapshot.
+    ``duckdb_copy``        (baseline) the raw statement over the very same files:
+                           ``COPY (SELECT * FROM read_parquet([...])) TO '...parquet'`` in one DuckDB
+                           connection with the same threads, memory limit and codec (zstd, the
+                           table's), timing the statement alone.
+    Ratio ``compact_over_copy`` (MB/s over MB/s); goal >= 0.8.
+    Every compaction sample needs the small files again: the table is registered under several
+    names from one metadata file (compaction never deletes data files), one clone per sample.
+
+``group_by`` -- ``SELECT k, count(*), sum(v) FROM t GROUP BY k`` through DuckDB's ``ATTACH`` of
+    the catalog, on a table of ``small_files`` files of ~16 KiB:
+    ``before``  the table as written;
+    ``after``   a clone of it, compacted once.
+    Ratio ``before_over_after_p50``; goal >= 15.
+
+Systems take turns in ``rounds`` rounds (rotating who goes first), as in ``bench.catalog``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pyarrow as pa
+
+from bench.catalog import Results, interleaved_latency, summarize
+from bench.report import envelope, run_in_tempdir
+from tables.settings import S3Settings
+
+NAMESPACE = "compactbench"
+BUCKET = "compaction-bench"
+GROUP_BY = "SELECT k, count(*) AS n, sum(v) AS s FROM {table} GROUP BY k"
+MIB = 1024 * 1024
+#: On-disk bytes per row of ``_rows`` once written as Parquet (random doubles dominate); sizes the files.
+_PARQUET_BYTES_PER_ROW = 12.5
+_PAYLOAD_BYTES_PER_ROW = 20.0
+
+
+@dataclass
+class CompactionBenchConfig:
+    input_mib: int = 256
+    input_files: int = 256
+    throughput_samples: int = 3
+    small_files: int = 2000
+    query_samples: int = 10
+    warmup: int = 1
+    rounds: int = 3
+    warehouses: tuple[str, ...] = ("s3", "local")
+
+    @classmethod
+    def quick(cls) -> "CompactionBenchConfig":
+        return cls(input_mib=8, input_files=16, throughput_samples=2, small_files=100, query_samples=2, rounds=2)
+
+
+@dataclass
+class Warehouse:
+    kind: str
+    url: str
+    location: str
+    client: dict[str, str]
+    s3: S3Settings | None
+
+    def catalog(self):
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog(f"bench-{uuid.uuid4().hex[:6]}", uri=self.url, **self.client)
+
+    def duckdb(self, attach: bool = True):
+        from compaction.engine import secret_sql
+        from tables.duckdb_extensions import connect
+
+        con = connect()
+        if self.s3 is not None:
+            con.execute(secret_sql(self.s3))
+        if attach:
+            con.execute(f"ATTACH 'default' AS lake (TYPE iceberg, ENDPOINT '{self.url}', AUTHORIZATION_TYPE 'none')")
+        return con
+
+    def tables(self):
+        from tables.objectstore import open_store
+        from tables.tablestore import TableStore
+
+        return TableStore("default", open_store(self.location, self.s3 or S3Settings()))
+
+
+def _rows(count: int, seed: int, payload: bool) -> pa.Table:
+    """Event-like rows; with ``payload`` also a wide column the benchmark query does not read."""
+    extra = ", md5(range::VARCHAR) AS payload" if payload else ""
+    con = duckdb.connect()
+    try:
+        con.execute(f"SELECT setseed({seed / 10})")
+        sql = f"SELECT range AS id, 'key-' || (range % 97) AS k, random() AS v{extra} FROM range({count})"
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def write_table(wh: Warehouse, name: str, files: int, total_bytes: int, seed: int, payload: bool = False) -> dict:
+    """A table of about ``files`` files: pyiceberg splits one append at a tiny target size, then the
+    target property is removed so compaction aims at its default (512 MiB)."""
+    catalog = wh.catalog()
+    data = _rows(int(total_bytes / (_PARQUET_BYTES_PER_ROW + (_PAYLOAD_BYTES_PER_ROW if payload else 0))), seed, payload)
+    target = max(1, data.nbytes // files)
+    table = catalog.create_table(f"{NAMESPACE}.{name}", schema=data.schema, properties={"write.target-file-size-bytes": str(target)})
+    table.append(data)
+    with table.transaction() as tx:
+        tx.remove_properties("write.target-file-size-bytes")
+    table = catalog.load_table(f"{NAMESPACE}.{name}")
+    written = [task.file for task in table.scan().plan_files()]
+    return {
+        "metadata_location": table.metadata_location,
+        "files": [f.file_path for f in written],
+        "bytes": sum(f.file_size_in_bytes for f in written),
+        "rows": data.num_rows,
+    }
+
+
+def clone(wh: Warehouse, metadata_location: str, name: str) -> str:
+    wh.catalog().register_table(f"{NAMESPACE}.{name}", metadata_location)
+    return name
+
+
+def compact_op(wh: Warehouse, clones: list[str], report: list[dict]):
+    from compaction.compact import compact_table
+    from tables.names import Identifier
+
+    tables = wh.tables()
+
+    def op() -> None:
+        result = compact_table(tables, Identifier((NAMESPACE,), clones.pop()))
+        if result.files_out == 0:
+            raise RuntimeError("nothing was compacted")
+        report.append({"files_in": result.files_in, "files_out": result.files_out, "bytes_out": result.bytes_out})
+
+    return op, lambda: tables.store.close()
+
+
+def copy_op(wh: Warehouse, files: list[str], out_root: str, threads: int, memory_limit: str, codec: str = "zstd"):
+    """The same bytes out as the compaction: the table's codec (Iceberg's default, zstd), not DuckDB's snappy."""
+    con = wh.duckdb(attach=False)
+    con.execute(f"SET threads = {threads}")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    paths = ", ".join(f"'{_duck_path(f)}'" for f in files)
+    if not out_root.startswith("s3://"):
+        Path(out_root).mkdir(parents=True, exist_ok=True)
+
+    def op() -> None:
+        target = f"{out_root.rstrip('/')}/copy-{uuid.uuid4().hex}.parquet"
+        con.execute(f"COPY (SELECT * FROM read_parquet([{paths}])) TO '{target}' (FORMAT parquet, COMPRESSION {codec})")
+
+    return op, con.close
+
+
+def query_op(wh: Warehouse, table: str):
+    """A cold read each time, as a new engine would do it: DuckDB's file cache is off."""
+    con = wh.duckdb()
+    con.execute("SET enable_external_file_cache = false")
+    sql = GROUP_BY.format(table=f"lake.{NAMESPACE}.{table}")
+
+    def op() -> None:
+        if not con.execute(sql).fetchall():
+            raise RuntimeError("empty result")
+
+    return op, con.close
+
+
+def _duck_path(location: str) -> str:
+    return location.removeprefix("file://")
+
+
+def add_figures(benchmarks: dict, input_bytes: dict[str, int]) -> None:
+    for kind, bytes_in in input_bytes.items():
+        section = benchmarks.get(f"throughput_{kind}", {})
+        for name, numbers in list(section.items()):
+            if name != "ratios":
+                numbers["mb_per_s"] = round(bytes_in / 1e6 / (numbers["p50_ms"] / 1000), 1)
+        if "iceshelf_compact" in section and "duckdb_copy" in section:
+            section["ratios"] = {
+                "compact_over_copy": round(section["iceshelf_compact"]["mb_per_s"] / section["duckdb_copy"]["mb_per_s"], 3)
+            }
+        group_by = benchmarks.get(f"group_by_{kind}", {})
+        if "before" in group_by and "after" in group_by:
+            group_by["ratios"] = {"before_over_after_p50": round(group_by["before"]["p50_ms"] / group_by["after"]["p50_ms"], 2)}
+
+
+def summary_table(report: dict) -> str:
+    lines = [f"{'benchmark':<22} {'system':<18} {'p50 ms':>10} {'MB/s':>8}", "-" * 61]
+    for bench, section in report["benchmarks"].items():
+        for system, numbers in section.items():
+            if system != "ratios":
+                lines.append(f"{bench:<22} {system:<18} {numbers['p50_ms']:>10.1f} {numbers.get('mb_per_s', ''):>8}")
+    lines += ["", "ratios:"]
+    for bench, section in report["benchmarks"].items():
+        for name, value in section.get("ratios", {}).items():
+            lines.append(f"  {bench}.{name} = {value}")
+    for note in report.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _warehouses(cfg: CompactionBenchConfig, stack: ExitStack, workdir: Path, log: Callable[[str], None]) -> list[Warehouse]:
+    from tests.servers.iceshelf import running_iceshelf
+    from tests.servers.seaweed import start_seaweed
+
+    out = []
+    if "s3" in cfg.warehouses:
+        log("compaction bench: starting SeaweedFS and Iceshelf on it...")
+        seaweed = stack.enter_context(start_seaweed(workdir / "seaweed"))
+        seaweed.create_bucket(BUCKET)
+        env = {
+            "AWS_ENDPOINT_URL": seaweed.endpoint_url,
+            "AWS_ACCESS_KEY_ID": seaweed.access_key,
+            "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+            "AWS_REGION": seaweed.region,
+        }
+        location = f"s3://{BUCKET}/warehouse"
+        server = stack.enter_context(running_iceshelf(location, workdir, env))
+        client = {"s3.access-key-id": seaweed.access_key, "s3.secret-access-key": seaweed.secret_key}
+        out.append(Warehouse("s3", server.url, location, client, seaweed.s3_settings()))
+    if "local" in cfg.warehouses:
+        location = str(workdir / "local-warehouse")
+        Path(location).mkdir(parents=True, exist_ok=True)
+        server = stack.enter_context(running_iceshelf(location, workdir))
+        out.append(Warehouse("local", server.url, location, {}, None))
+    return out
+
+
+def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = print) -> dict:
+    from compaction.engine import EngineOptions
+
+    results = Results()
+    started = time.perf_counter()
+    setup: dict = {}
+    input_bytes: dict[str, int] = {}
+    engine = EngineOptions()
+    threads = engine.threads or os.cpu_count() or 1
+    with ExitStack() as stack:
+        for wh in _warehouses(cfg, stack, workdir, log):
+            wh.catalog().create_namespace(NAMESPACE)
+            log(f"compaction bench [{wh.kind}]: writing {cfg.input_files} files, {cfg.input_mib} MiB...")
+            source = write_table(wh, "throughput", cfg.input_files, cfg.input_mib * MIB, seed=1)
+            input_bytes[wh.kind] = source["bytes"]
+            clones = [clone(wh, source["metadata_location"], f"throughput_{n}") for n in range(cfg.throughput_samples + cfg.warmup)]
+            compacted: list[dict] = []
+            out_root = f"{wh.location.rstrip('/')}/bench-copy" if wh.kind == "s3" else str(workdir / "copy-out")
+            makers = {
+                "iceshelf_compact": lambda wh=wh, clones=clones: compact_op(wh, clones, compacted),
+                "duckdb_copy": lambda wh=wh, files=source["files"]: copy_op(wh, files, out_root, threads, engine.memory_limit),
+            }
+            bench = f"throughput_{wh.kind}"
+            log(f"compaction bench [{wh.kind}]: throughput ({cfg.throughput_samples} samples per system)...")
+            samples = interleaved_latency(makers, cfg.throughput_samples, cfg.warmup, cfg.rounds, results.on_error(bench))
+            for name, durations in samples.items():
+                results.record(bench, name, summarize(durations))
+
+            log(f"compaction bench [{wh.kind}]: writing {cfg.small_files} small files...")
+            small = write_table(wh, "small", cfg.small_files, cfg.small_files * 16 * 1024, seed=2, payload=True)
+            clone(wh, small["metadata_location"], "small_compacted")
+            compact_op(wh, ["small_compacted"], compacted)[0]()
+            bench = f"group_by_{wh.kind}"
+            log(f"compaction bench [{wh.kind}]: group-by before and after ({cfg.query_samples} samples each)...")
+            makers = {"before": lambda wh=wh: query_op(wh, "small"), "after": lambda wh=wh: query_op(wh, "small_compacted")}
+            samples = interleaved_latency(makers, cfg.query_samples, cfg.warmup, cfg.rounds, results.on_error(bench))
+            for name, durations in samples.items():
+                results.record(bench, name, summarize(durations))
+            setup[wh.kind] = {
+                "throughput_input": {"files": len(source["files"]), "bytes": source["bytes"], "rows": source["rows"]},
+                "small_table": {
+                    "files": len(small["files"]),
+                    "avg_file_kib": round(small["bytes"] / max(1, len(small["files"])) / 1024, 1),
+                    "rows": small["rows"],
+                },
+                "compactions": compacted,
+            }
+    add_figures(results.benchmarks, input_bytes)
+    return envelope(cfg, setup, results, started)
+
+
+def run_to_file(cfg: CompactionBenchConfig, out: Path) -> dict:
+    return run_in_tempdir(run, cfg, out, "iceshelf-compactbench-")
