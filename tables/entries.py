@@ -127,6 +127,13 @@ class Entries:
 
     def _settle_pending(self, target: Identifier, pending: VersionedPointer) -> bool:
         """Roll a pending target forward or abort it; return whether it is now active."""
+        if pending.pointer.peer is None:  # a create not yet made visible: abort it once it is abandoned
+            if clock.now_ms() - pending.pointer.since_ms > RENAME_TIMEOUT_MS:
+                try:
+                    self.store.put(entry_key(target), pending.pointer.aborted().to_bytes(), Update(pending.etag))
+                except PreconditionFailed:
+                    return True  # its creator made it visible (or someone aborted it): look again
+            return False
         source = self.read_raw(pending.pointer.peer)
         if source is not None and source.pointer.state == "moved" and source.pointer.peer == target:
             try:
@@ -157,15 +164,27 @@ class Entries:
             self._settle_pending(target, pending)
 
     def create(self, ident: Identifier, pointer: Pointer) -> str:
-        """Place a new entry; raise ``EntryExists`` if the name is taken. Returns the pointer's etag."""
+        """Place a new entry; raise ``EntryExists`` if the name is taken. Returns the pointer's etag.
+
+        The entry is first written as an invisible placeholder, the namespace is re-read, and only
+        then is the entry made visible: a namespace drop either sees the placeholder (and refuses)
+        or the creator sees the drop (and withdraws), and a creator that dies in between leaves
+        nothing visible -- its placeholder is aborted by whoever reads it after the timeout.
+        """
         self.namespaces.require_open(ident.namespace)
-        etag = self._claim(ident, pointer)
+        placeholder = pointer.creating() if pointer.state == "active" else pointer
+        etag = self._claim(ident, placeholder)
         try:
             self.namespaces.require_open(ident.namespace)
         except NoSuchNamespaceError:
-            self.store.delete(entry_key(ident))  # the namespace is being dropped: withdraw
+            try:  # withdraw: the namespace is being dropped
+                self.swing(ident, etag, placeholder.aborted())
+            except PreconditionFailed:
+                pass
             raise
-        return etag
+        if placeholder is pointer:
+            return etag
+        return self.swing(ident, etag, pointer)
 
     def _claim(self, ident: Identifier, pointer: Pointer) -> str:
         for _ in range(self.attempts):
@@ -251,8 +270,14 @@ class Entries:
     ) -> str:
         for _ in range(self.attempts):
             current = self.read_raw(ident)
-            if current is not None and current.pointer.token == pointer.token:
+            if current is not None and current.pointer.token == pointer.token and current.pointer.state == pointer.state:
                 return current.etag
+            if current is not None and current.pointer.token == pointer.token:  # our own placeholder
+                try:
+                    self.swing(ident, current.etag, current.pointer.aborted())
+                except PreconditionFailed:
+                    continue
+                raise PreconditionFailed(f"{ident}: the failed create was withdrawn")
             if expected is None:  # a create: the name was free (absent or a tombstone)
                 unchanged = current is None or current.pointer.state in TOMBSTONES
             else:

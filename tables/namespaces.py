@@ -10,6 +10,7 @@ written after it sees the mark and withdraws. A mark left by a crashed drop expi
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -41,6 +42,8 @@ from tables.objectstore import (
 from tables.pointer import TOMBSTONES, Pointer
 from tables.retry import backoff
 
+log = logging.getLogger("iceshelf.tables")
+
 #: A ``dropping`` mark older than this belongs to a drop that died; it no longer hides the namespace.
 DROP_MARK_TTL_MS = 30_000
 
@@ -49,6 +52,9 @@ DROP_MARK_TTL_MS = 30_000
 class NamespaceRecord:
     properties: dict[str, str]
     dropping_since_ms: int | None = None
+    #: A dropped namespace's tombstone: the name is free, and a later create takes it over by CAS.
+    #: (Deleting it would race with that create, as deletes are not conditional.)
+    dropped: bool = False
     #: Unique per written version: identifies our own write when its response was lost.
     token: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
     etag: str = field(default="", compare=False)
@@ -59,12 +65,14 @@ class NamespaceRecord:
 
     def to_bytes(self) -> bytes:
         doc = {"properties": self.properties, "dropping-since-ms": self.dropping_since_ms, "token": self.token}
+        if self.dropped:
+            doc["dropped"] = True
         return json.dumps(doc).encode()
 
     @classmethod
     def parse(cls, data: bytes, etag: str) -> "NamespaceRecord":
         doc = json.loads(data)
-        return cls(doc.get("properties") or {}, doc.get("dropping-since-ms"), doc.get("token", ""), etag)
+        return cls(doc.get("properties") or {}, doc.get("dropping-since-ms"), doc.get("dropped", False), doc.get("token", ""), etag)
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,17 @@ class Namespaces:
         self.store = store
         self.attempts = attempts
 
-    def _read(self, namespace: Namespace) -> NamespaceRecord | None:
+    def _read_raw(self, namespace: Namespace) -> NamespaceRecord | None:
         try:
             got = self.store.get(namespace_key(namespace))
         except ObjectNotFound:
             return None
         return NamespaceRecord.parse(got.data, got.etag)
+
+    def _read(self, namespace: Namespace) -> NamespaceRecord | None:
+        """The namespace, or ``None`` if it does not exist (never created, or dropped)."""
+        record = self._read_raw(namespace)
+        return None if record is None or record.dropped else record
 
     def _write(self, namespace: Namespace, record: NamespaceRecord, mode: PutMode) -> None:
         """Put ``record``; after a failed request (not a lost race), find out whether it landed.
@@ -101,7 +114,7 @@ class Namespaces:
             except Exception:
                 if attempt == self.attempts - 1:
                     raise
-                current = self._read(namespace)
+                current = self._read_raw(namespace)
                 if current is not None and current.token == record.token:
                     return
                 backoff(attempt)
@@ -127,24 +140,54 @@ class Namespaces:
         return self._read(check_namespace(namespace)) is not None
 
     def require_open(self, namespace: Namespace) -> None:
-        """Raise unless the namespace exists and is not being dropped: new entries may be placed in it."""
-        record = self._read(namespace)
-        if record is None:
-            raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
-        if record.dropping:
-            raise NoSuchNamespaceError(f"Namespace is being dropped: {'.'.join(namespace)}")
+        """Raise unless the namespace exists and is not being dropped: new entries may be placed in it.
+
+        A mark that outlived ``DROP_MARK_TTL_MS`` is cleared by CAS before the namespace counts as
+        open: that fences the stalled drop, whose final CAS from its marked version then fails.
+        """
+        for attempt in range(self.attempts):
+            record = self._read(namespace)
+            if record is None:
+                raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
+            if record.dropping:
+                raise NoSuchNamespaceError(f"Namespace is being dropped: {'.'.join(namespace)}")
+            if record.dropping_since_ms is None:
+                return
+            try:
+                self._write(namespace, NamespaceRecord(record.properties), Update(record.etag))
+                return
+            except PreconditionFailed:
+                backoff(attempt)
+        raise CommitFailedException(f"Too much contention on namespace {'.'.join(namespace)}")
 
     def create(self, namespace: Namespace, properties: dict[str, str]) -> dict[str, str]:
         namespace = check_namespace(namespace)
         if len(namespace) > 1:
             self.require_open(namespace[:-1])
-        try:
-            self._write(namespace, NamespaceRecord(dict(properties)), CREATE)
-        except ObjectAlreadyExists:
-            raise NamespaceAlreadyExistsError(f"Namespace already exists: {'.'.join(namespace)}") from None
+        self._claim(namespace, NamespaceRecord(dict(properties)))
         if len(namespace) > 1:
             self._withdraw_if_parent_closed(namespace)
         return dict(properties)
+
+    def _claim(self, namespace: Namespace, record: NamespaceRecord) -> None:
+        """Create the namespace's record, or take over a dropped namespace's tombstone by CAS."""
+        for attempt in range(self.attempts):
+            try:
+                self._write(namespace, record, CREATE)
+                return
+            except ObjectAlreadyExists:
+                pass
+            existing = self._read_raw(namespace)
+            if existing is None:
+                continue
+            if not existing.dropped:
+                raise NamespaceAlreadyExistsError(f"Namespace already exists: {'.'.join(namespace)}")
+            try:
+                self._write(namespace, record, Update(existing.etag))
+                return
+            except PreconditionFailed:
+                backoff(attempt)
+        raise CommitFailedException(f"Too much contention creating namespace {'.'.join(namespace)}")
 
     def _withdraw_if_parent_closed(self, namespace: Namespace) -> None:
         try:
@@ -160,7 +203,8 @@ class Namespaces:
             if self._read(parent) is None:
                 raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(parent)}")
         found = (namespace_from_key(meta.key) for meta in self.store.list(namespaces_prefix()))
-        return sorted(ns for ns in found if len(ns) == len(parent) + 1 and ns[: len(parent)] == parent)
+        children = [ns for ns in found if len(ns) == len(parent) + 1 and ns[: len(parent)] == parent]
+        return sorted(ns for ns in children if self._read(ns) is not None)
 
     def update_properties(self, namespace: Namespace, removals: list[str], updates: dict[str, str]) -> PropertiesUpdate:
         namespace = check_namespace(namespace)
@@ -188,7 +232,7 @@ class Namespaces:
 
     def drop(self, namespace: Namespace) -> None:
         namespace = check_namespace(namespace)
-        for _ in range(self.attempts):
+        for attempt in range(self.attempts):
             record = self._read(namespace)
             if record is None:
                 raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
@@ -196,12 +240,21 @@ class Namespaces:
             try:
                 self._write(namespace, marked, Update(record.etag))
             except PreconditionFailed:
+                backoff(attempt)
                 continue
             if self._has_contents(namespace):
                 self._unmark(namespace)
                 raise NamespaceNotEmptyError(f"Namespace is not empty: {'.'.join(namespace)}")
+            current = self._read(namespace)
+            if current is None or current.token != marked.token:
+                backoff(attempt)  # fenced (our mark expired and a creator cleared it) or changed: look again
+                continue
+            try:  # the commit point: a CAS from exactly the version we marked and found empty
+                self._write(namespace, NamespaceRecord(record.properties, dropped=True), Update(current.etag))
+            except PreconditionFailed:
+                backoff(attempt)
+                continue
             self._clear_tombstones(namespace)
-            self._remove(namespace)
             return
         raise CommitFailedException(f"Too much contention dropping namespace {'.'.join(namespace)}")
 
@@ -217,8 +270,12 @@ class Namespaces:
         return bool(self.list(namespace))
 
     def _clear_tombstones(self, namespace: Namespace) -> None:
-        for meta in list(self.store.list(entries_prefix(namespace))):
-            self.store.delete(meta.key)
+        """After the drop committed, best effort: leftover tombstones are free names, harmless."""
+        try:
+            for meta in list(self.store.list(entries_prefix(namespace))):
+                self.store.delete(meta.key)
+        except Exception:
+            log.warning("dropped %s; clearing its tombstones failed", ".".join(namespace), exc_info=True)
 
     def _unmark(self, namespace: Namespace) -> None:
         """Clear the ``dropping`` mark, keeping any property update that landed on top of it."""

@@ -70,6 +70,14 @@ class Pointer:
     def pending_from(self, source: Identifier) -> "Pointer":
         return self._next(state="pending", peer=source)
 
+    def creating(self) -> "Pointer":
+        """The not-yet-visible placeholder of a new entry (a ``pending`` with no rename source).
+
+        It keeps this pointer's token, so a creator whose request failed recognizes its own
+        placeholder; the active pointer that replaces it differs in ``state``, hence in bytes.
+        """
+        return replace(self, state="pending", peer=None)
+
     def aborted(self) -> "Pointer":
         return self._next(state="aborted")
 

@@ -19,6 +19,7 @@ invariants are checked:
 from __future__ import annotations
 
 import copy
+import itertools
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -62,6 +63,8 @@ BASELINE = baseline(MemoryStore())
 def fresh_copy() -> MemoryStore:
     store = MemoryStore()
     store._objects = copy.deepcopy(BASELINE._objects)
+    # Continue the etag sequence past the copied objects', so a new version never repeats an old etag.
+    store._versions = itertools.count(1 + max(int(etag[1:]) for _, etag, _ in store._objects.values()))
     return store
 
 

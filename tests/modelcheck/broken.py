@@ -1,0 +1,89 @@
+"""Deliberately broken variants of the protocol: the model check must find each one out.
+
+A checker that never fails proves nothing. Each variant here breaks one thing the protocol's
+safety rests on, the way a plausible bug would:
+
+* ``CheckThenWriteStore`` -- a backend whose compare-and-swap is a read, then an unconditional
+  write: two scheduling points where the contract demands one atomic step;
+* ``OverwritingCommitter`` -- a commit path that publishes the new pointer with ``Overwrite``
+  instead of ``Update(etag)``;
+* ``EagerTransactionCommitter`` -- a transaction that rolls its pointers forward *before* it
+  flips its record to committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tables.commit import Committer, Staged
+from tables.names import entry_key
+from tables.objectstore import OVERWRITE, ObjectNotFound, ObjectStore, PreconditionFailed, PutMode, Update
+from tables.pointer import Pointer
+from tables.tablestore import TableStore
+from tables.transactions import TxnRecord
+from tests.modelcheck.explorer import COMMIT_ATTEMPTS, Scenario, default_tables
+from tests.modelcheck.scenarios import T1, T2, transaction_writer_reader, two_appenders
+from tests.modelcheck.scheduled_store import ScheduledStore
+
+
+class CheckThenWriteStore(ScheduledStore):
+    """BROKEN: ``Update(etag)`` as compare, then write -- another process can write in between."""
+
+    def put(self, key: str, data: bytes, mode: PutMode = OVERWRITE) -> str:
+        if not isinstance(mode, Update):
+            return super().put(key, data, mode)
+        try:
+            current = self.head(key)
+        except ObjectNotFound:
+            raise PreconditionFailed(key) from None
+        if current.etag != mode.etag:
+            raise PreconditionFailed(key)
+        return super().put(key, data, OVERWRITE)
+
+
+class OverwritingCommitter(Committer):
+    """BROKEN: swings an existing table's pointer unconditionally."""
+
+    def publish(self, staged: Staged, pointer: Pointer) -> str:
+        if staged.base is None:
+            return super().publish(staged, pointer)
+        return self.tables.store.put(entry_key(staged.change.identifier), pointer.to_bytes(), OVERWRITE)
+
+
+class EagerTransactionCommitter(Committer):
+    """BROKEN: settles the staged pointers forward, then flips the record (the real order is reversed)."""
+
+    def _decide_committed(self, record: TxnRecord) -> TxnRecord | None:
+        entries = self.tables.entries
+        for ident in (T1, T2):
+            current = entries.read_raw(ident)
+            if current is not None and current.pointer.txn == record.id:
+                entries.settle(ident, current, committed=True)
+        return super()._decide_committed(record)
+
+
+def _with_committer(committer: type[Committer]):
+    def tables(store: ObjectStore) -> TableStore:
+        built = default_tables(store)
+        built.committer = committer(built, COMMIT_ATTEMPTS)
+        return built
+
+    return tables
+
+
+def _broken(scenario: Scenario, what: str, **changes: object) -> Scenario:
+    """``scenario`` with a broken part and no faults: these bugs need no crash to show."""
+    return replace(scenario, name=f"BROKEN {what}: {scenario.name}", bounds=replace(scenario.bounds, faults=0), **changes)
+
+
+def compare_then_write() -> Scenario:
+    return _broken(two_appenders(), "compare-then-write store", wrap=CheckThenWriteStore)
+
+
+def overwriting_publish() -> Scenario:
+    return _broken(two_appenders(), "overwrite publish", tables=_with_committer(OverwritingCommitter))
+
+
+def settle_before_flip() -> Scenario:
+    return _broken(transaction_writer_reader(), "settle before flip", tables=_with_committer(EagerTransactionCommitter))
+

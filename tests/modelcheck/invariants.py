@@ -1,0 +1,93 @@
+"""Recovery, and the invariants every scenario checks on a warehouse.
+
+Recovery is what a restarted replica does: read every entry, which settles the renames and
+transactions a crash left half done (the clock is already past every protocol timeout when it
+runs). The invariants are stated over what any client could observe, not over the protocol's
+internals, so a broken protocol cannot satisfy them by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from pyiceberg.table.metadata import TableMetadata
+
+from tables.metadata_files import MetadataFile
+from tables.names import Identifier, entries_prefix, entry_name_from_key, namespace_from_key, namespaces_prefix
+from tables.pointer import TOMBSTONES, Pointer
+from tables.tablestore import TableStore
+
+#: The root of every namespace's entries ("_catalog/entries/"), derived rather than spelled out.
+ENTRIES_ROOT = entries_prefix(("-",)).rsplit("/", 2)[0] + "/"
+
+
+def pointers(tables: TableStore) -> Iterator[tuple[Identifier, Pointer]]:
+    """Every entry of the warehouse, raw, across all namespaces -- also those of dropped ones."""
+    store = tables.store
+    for meta in list(store.list(ENTRIES_ROOT)):
+        segment = meta.key[len(ENTRIES_ROOT) :].split("/", 1)[0]
+        namespace = namespace_from_key(f"{namespaces_prefix()}{segment}.json")
+        data = store.get(meta.key).data
+        yield Identifier(namespace, entry_name_from_key(meta.key)), Pointer.from_bytes(data)
+
+
+def recover(store) -> TableStore:
+    """A restarted replica on the same objects, once it has read every entry (which settles them)."""
+    tables = TableStore("recovery", store)
+    for ident, _ in list(pointers(tables)):
+        tables.entries.read(ident)
+    return tables
+
+
+def check_pointers(tables: TableStore, settled: bool) -> None:
+    """I1 at any moment: a live pointer names only metadata files that exist.
+
+    Once ``settled`` (after recovery), also: every live pointer is active and outside any
+    transaction, its metadata parses, and its namespace exists (no table stranded in a dropped
+    namespace).
+    """
+    for ident, pointer in pointers(tables):
+        if pointer.state in TOMBSTONES:
+            continue
+        for location in (pointer.metadata_location, pointer.txn_location):
+            if location is not None:
+                assert tables.files.exists(location), f"{ident} ({pointer.state}) names a missing metadata file {location}"
+        if settled:
+            assert pointer.state == "active" and pointer.txn is None, f"{ident} left unsettled after recovery: {pointer}"
+            assert tables.namespaces.exists(ident.namespace), f"{ident} is stranded: its namespace is gone"
+            assert pointer.metadata_location is not None, f"{ident} is active with no metadata"
+            tables.files.read(pointer.metadata_location)
+
+
+def visible(tables: TableStore, ident: Identifier) -> MetadataFile | None:
+    """The table's current metadata as a client would load it, or ``None`` if it is not there."""
+    current = tables.entries.read(ident)
+    if current is None or current.pointer.kind != "table":
+        return None
+    return tables.files.read(current.pointer.metadata_location)
+
+
+def history(file: MetadataFile) -> list[str]:
+    """The table's linear history: its metadata log, then the current file."""
+    return [entry.metadata_file for entry in file.metadata.metadata_log] + [file.location]
+
+
+def check_acknowledged(final: MetadataFile, acked: MetadataFile, what: str) -> None:
+    """No lost update, no fork: an acknowledged file is in the final history, on the same chain."""
+    chain = history(final)
+    assert acked.location in chain, f"{what}: acknowledged {acked.location} is not in the final history {chain}"
+    own = [entry.metadata_file for entry in acked.metadata.metadata_log]
+    position = chain.index(acked.location)
+    assert own == chain[:position], f"{what}: forked -- its own log {own} is not the final history's prefix {chain[:position]}"
+
+
+def snapshot_chain(metadata: TableMetadata) -> list[int]:
+    """The ids of ``main``'s ancestry, newest first."""
+    by_id = {snapshot.snapshot_id: snapshot for snapshot in metadata.snapshots}
+    chain: list[int] = []
+    current = metadata.current_snapshot_id
+    while current is not None:
+        assert current not in chain, f"snapshot ancestry loops at {current}"
+        chain.append(current)
+        current = by_id[current].parent_snapshot_id
+    return chain
