@@ -17,6 +17,7 @@ if str(_ROOT) not in sys.path:
 from bench.catalog import BenchConfig, run_to_file, summary_table  # noqa: E402
 from bench import sql as sql_bench  # noqa: E402
 from bench import compaction as compaction_bench  # noqa: E402
+from bench import throughput as throughput_bench  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-sql", action="store_true", help="do not run the SQL endpoint benchmarks (sql.json beside --out)")
     parser.add_argument(
         "--skip-compaction", action="store_true", help="do not run the compaction benchmarks (compaction.json beside --out)"
+    )
+    parser.add_argument(
+        "--skip-throughput", action="store_true", help="do not run the commit throughput benchmark (throughput.json beside --out)"
     )
     return parser
 
@@ -67,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         compaction_report = compaction_bench.run_to_file(compaction_cfg, compaction_out)
         print(compaction_bench.summary_table(compaction_report))
         print(f"\nwrote {compaction_out} ({compaction_report['elapsed_s']}s)")
+    if not args.skip_throughput:
+        throughput_out = args.out.parent / "throughput.json"
+        throughput_cfg = throughput_bench.ThroughputBenchConfig.quick() if args.quick else throughput_bench.ThroughputBenchConfig()
+        throughput_report = throughput_bench.run_to_file(throughput_cfg, throughput_out)
+        print(throughput_bench.summary_table(throughput_report))
+        print(f"\nwrote {throughput_out} ({throughput_report['elapsed_s']}s)")
     return 0
 
 

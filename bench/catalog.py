@@ -293,6 +293,22 @@ def _s3_props(seaweed) -> dict[str, str]:
     }
 
 
+def s3_env(seaweed) -> dict[str, str]:
+    """The environment an Iceshelf server needs to serve an ``s3://`` warehouse on ``seaweed``."""
+    return {
+        "AWS_ENDPOINT_URL": seaweed.endpoint_url,
+        "AWS_ACCESS_KEY_ID": seaweed.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+        "AWS_REGION": seaweed.region,
+    }
+
+
+def iceshelf_client_props(seaweed) -> dict[str, str]:
+    """What a pyiceberg client of an Iceshelf S3 warehouse brings: only the keys (the catalog's
+    ``/v1/config`` names the endpoint, region and path style)."""
+    return {"s3.access-key-id": seaweed.access_key, "s3.secret-access-key": seaweed.secret_key}
+
+
 def iceshelf_target(name: str, url: str, client_props: dict[str, str]) -> CatalogTarget:
     config = httpx.get(f"{url}/v1/config", timeout=10).raise_for_status().json()
     prefix = config.get("overrides", {}).get("prefix", "default")
@@ -355,6 +371,32 @@ def seaweed_catalog_target(seaweed, bucket: str) -> CatalogTarget:
     return CatalogTarget("seaweedfs_catalog", uri, prefix, {"Authorization": f"Bearer {token}"}, props)
 
 
+def seaweedfs_catalog(seaweed, bucket: str = SEAWEED_TABLE_BUCKET) -> tuple[CatalogTarget, dict]:
+    """SeaweedFS's own Iceberg catalog on ``seaweed``, serving table bucket ``bucket`` (created here),
+    and the setup facts a report records about it."""
+    arn = create_table_bucket(seaweed, bucket)
+    target = seaweed_catalog_target(seaweed, bucket)
+    return target, {
+        "table_bucket": bucket,
+        "table_bucket_arn": arn,
+        "warehouse": bucket,
+        "prefix": target.prefix,
+        "bucket_created_with": "S3 Tables CreateTableBucket (botocore 's3tables' client) at the S3 endpoint",
+        "auth": "OAuth2 client_credentials at /v1/oauth/tokens (client_id=access key, client_secret=secret key)",
+    }
+
+
+def bench_schema():
+    """The two-column schema of every benchmark table (``_one_row`` rows)."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField, StringType
+
+    return Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "payload", StringType(), required=False),
+    )
+
+
 def _one_row(i: int):
     import pyarrow as pa
 
@@ -364,15 +406,10 @@ def _one_row(i: int):
 def prepare_tables(target: CatalogTarget, snapshots: int) -> dict:
     """``bench.load_t`` with ``snapshots`` one-row appends and an empty ``bench.commit_t``."""
     from pyiceberg.exceptions import NoSuchTableError
-    from pyiceberg.schema import Schema
-    from pyiceberg.types import LongType, NestedField, StringType
 
     catalog = target.catalog()
     catalog.create_namespace_if_not_exists(NAMESPACE)
-    schema = Schema(
-        NestedField(1, "id", LongType(), required=False),
-        NestedField(2, "payload", StringType(), required=False),
-    )
+    schema = bench_schema()
     for name in (LOAD_TABLE, COMMIT_TABLE):
         try:
             catalog.drop_table(f"{NAMESPACE}.{name}")
@@ -653,36 +690,21 @@ def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
         log("starting SeaweedFS (weed mini, Iceberg catalog on)...")
         seaweed = stack.enter_context(start_seaweed(workdir / "seaweed", iceberg=True))
         seaweed.create_bucket(ICESHELF_BUCKET)
-        s3_env = {
-            "AWS_ENDPOINT_URL": seaweed.endpoint_url,
-            "AWS_ACCESS_KEY_ID": seaweed.access_key,
-            "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-            "AWS_REGION": seaweed.region,
-        }
         logs = workdir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log("starting Iceshelf (S3 warehouse, local warehouse)...")
-        iceshelf_s3 = stack.enter_context(running_iceshelf(f"s3://{ICESHELF_BUCKET}/warehouse", logs, s3_env))
+        iceshelf_s3 = stack.enter_context(running_iceshelf(f"s3://{ICESHELF_BUCKET}/warehouse", logs, s3_env(seaweed)))
         local_dir = workdir / "local-warehouse"
         local_dir.mkdir(parents=True, exist_ok=True)
         iceshelf_local = stack.enter_context(running_iceshelf(str(local_dir), logs))
 
-        client_s3 = {"s3.access-key-id": seaweed.access_key, "s3.secret-access-key": seaweed.secret_key}
+        client_s3 = iceshelf_client_props(seaweed)
         targets: dict[str, CatalogTarget] = {
             "iceshelf_s3": iceshelf_target("iceshelf_s3", iceshelf_s3.url, client_s3),
             "iceshelf_local": iceshelf_target("iceshelf_local", iceshelf_local.url, {}),
         }
         try:
-            arn = create_table_bucket(seaweed, SEAWEED_TABLE_BUCKET)
-            targets["seaweedfs_catalog"] = seaweed_catalog_target(seaweed, SEAWEED_TABLE_BUCKET)
-            setup["seaweedfs_catalog"] = {
-                "table_bucket": SEAWEED_TABLE_BUCKET,
-                "table_bucket_arn": arn,
-                "warehouse": SEAWEED_TABLE_BUCKET,
-                "prefix": targets["seaweedfs_catalog"].prefix,
-                "bucket_created_with": "S3 Tables CreateTableBucket (botocore 's3tables' client) at the S3 endpoint",
-                "auth": "OAuth2 client_credentials at /v1/oauth/tokens (client_id=access key, client_secret=secret key)",
-            }
+            targets["seaweedfs_catalog"], setup["seaweedfs_catalog"] = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET)
         except Exception as exc:  # noqa: BLE001
             results.notes.append(f"seaweedfs_catalog setup failed: {type(exc).__name__}: {exc}"[:600])
 
