@@ -20,6 +20,14 @@ from bench import compaction as compaction_bench  # noqa: E402
 from bench import throughput as throughput_bench  # noqa: E402
 
 
+#: The suites run after the catalog one, each writing ``<name>.json`` beside ``--out``; ``--skip-<name>`` skips one.
+_SUITES = (
+    ("sql", sql_bench, sql_bench.SqlBenchConfig),
+    ("compaction", compaction_bench, compaction_bench.CompactionBenchConfig),
+    ("throughput", throughput_bench, throughput_bench.ThroughputBenchConfig),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = BenchConfig()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -60,23 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     report = run_to_file(cfg, args.out, workdir=args.workdir, keep=args.keep)
     print(summary_table(report))
     print(f"\nwrote {args.out} ({report['elapsed_s']}s)")
-    if not args.skip_sql:
-        sql_out = args.out.parent / "sql.json"
-        sql_report = sql_bench.run_to_file(sql_bench.SqlBenchConfig.quick() if args.quick else sql_bench.SqlBenchConfig(), sql_out)
-        print(sql_bench.summary_table(sql_report))
-        print(f"\nwrote {sql_out} ({sql_report['elapsed_s']}s)")
-    if not args.skip_compaction:
-        compaction_out = args.out.parent / "compaction.json"
-        compaction_cfg = compaction_bench.CompactionBenchConfig.quick() if args.quick else compaction_bench.CompactionBenchConfig()
-        compaction_report = compaction_bench.run_to_file(compaction_cfg, compaction_out)
-        print(compaction_bench.summary_table(compaction_report))
-        print(f"\nwrote {compaction_out} ({compaction_report['elapsed_s']}s)")
-    if not args.skip_throughput:
-        throughput_out = args.out.parent / "throughput.json"
-        throughput_cfg = throughput_bench.ThroughputBenchConfig.quick() if args.quick else throughput_bench.ThroughputBenchConfig()
-        throughput_report = throughput_bench.run_to_file(throughput_cfg, throughput_out)
-        print(throughput_bench.summary_table(throughput_report))
-        print(f"\nwrote {throughput_out} ({throughput_report['elapsed_s']}s)")
+    for name, module, config in _SUITES:
+        if getattr(args, f"skip_{name}"):
+            continue
+        out = args.out.parent / f"{name}.json"
+        suite_report = module.run_to_file(config.quick() if args.quick else config(), out)
+        print(module.summary_table(suite_report))
+        print(f"\nwrote {out} ({suite_report['elapsed_s']}s)")
     return 0
 
 
