@@ -29,6 +29,16 @@ class MetadataFile:
     raw: bytes
 
 
+def location_key(store: ObjectStore, location: str) -> str:
+    """The store key of a location a client named, or a 400 if it is outside the warehouse or unusable."""
+    key = store.key_of(location)
+    if key is None:
+        raise BadRequestError(f"Location {location} is outside this warehouse ({store.root_uri})")
+    if problem := location_key_problem(key):
+        raise BadRequestError(f"Invalid location {location}: {problem}")
+    return key
+
+
 def next_metadata_location(table_location: str, previous: str | None) -> str:
     """``<location>/metadata/NNNNN-<uuid>.metadata.json``, one version past ``previous``."""
     version = 0
@@ -45,12 +55,7 @@ class MetadataFiles:
         self._lock = threading.Lock()
 
     def key(self, location: str) -> str:
-        key = self.store.key_of(location)
-        if key is None:
-            raise BadRequestError(f"Location {location} is outside this warehouse ({self.store.root_uri})")
-        if problem := location_key_problem(key):
-            raise BadRequestError(f"Invalid location {location}: {problem}")
-        return key
+        return location_key(self.store, location)
 
     def read(self, location: str) -> MetadataFile:
         with self._lock:

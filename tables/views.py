@@ -17,8 +17,14 @@ from pyiceberg.view.metadata import ViewMetadata, ViewVersion
 
 from tables.entries import Entries, EntryExists, already_exists
 from tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
-from tables.metadata_files import next_metadata_location
-from tables.names import Identifier, Namespace, check_identifier, check_namespace, location_key_problem
+from tables.metadata_files import location_key, next_metadata_location
+from tables.names import (
+    Identifier,
+    Namespace,
+    check_identifier,
+    check_namespace,
+    location_key_problem,
+)
 from tables.namespaces import Namespaces
 from tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed
 from tables.pointer import Pointer, VersionedPointer
@@ -59,12 +65,7 @@ class ViewFiles:
         self.store = store
 
     def key(self, location: str) -> str:
-        key = self.store.key_of(location)
-        if key is None:
-            raise BadRequestError(f"Location {location} is outside this warehouse ({self.store.root_uri})")
-        if problem := location_key_problem(key):
-            raise BadRequestError(f"Invalid location {location}: {problem}")
-        return key
+        return location_key(self.store, location)
 
     def read(self, location: str) -> ViewFile:
         raw = self.store.get(self.key(location)).data
