@@ -14,8 +14,9 @@ is acknowledged only after its swing succeeded.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import AssertCreate, TableRequirement, TableUpdate
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from tables.tablestore import TableStore
 
 log = logging.getLogger("iceshelf.tables")
+
+#: How long a commit keeps retrying lost pointer races before answering 409.
+PATIENCE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,7 @@ class Committer:
         fail is answered on its own (409) and left out; the others still commit.
         """
         ident = tickets[0].request.identifier
-        for attempt in range(self.attempts):
+        for attempt in self._attempts():
             try:
                 current = table_pointer(self.tables.entries.read_settled(ident), ident)
                 base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
@@ -232,7 +236,17 @@ class Committer:
                 return _fail_all(accepted, err)
             self.tables.after_commit(staged)
             return _resolve_all(accepted, staged.file)
-        _fail_all(tickets, CommitFailedException(f"Commit to {ident} lost {self.attempts} races in a row; retry later"))
+        _fail_all(tickets, CommitFailedException(f"Commit to {ident} kept losing the pointer race for {PATIENCE_S:.0f} s; retry later"))
+
+    def _attempts(self) -> Iterator[int]:
+        """At least ``attempts`` tries, and more until ``PATIENCE_S`` has passed: losing the pointer race
+        to other replicas again and again is not a conflict -- each retry re-validates on the new head
+        (and rebases appends) -- so a busy table should cost time, not a spurious 409."""
+        started = time.monotonic()
+        attempt = 0
+        while attempt < self.attempts or time.monotonic() - started < PATIENCE_S:
+            yield attempt
+            attempt += 1
 
     def _apply_batch(
         self, tickets: list[Ticket[TableChange, MetadataFile]], current: VersionedPointer | None, base: MetadataFile | None
