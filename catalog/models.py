@@ -6,12 +6,17 @@ and ``TableRequirement`` unions. These wrappers only add the spec's optional fie
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import TableRequirement, TableUpdate
-
 
 #: What pyiceberg's model validators raise on malformed input besides ``ValueError`` (e.g. a ``KeyError``
 #: for a ``set-statistics`` without ``statistics``, a ``TypeError`` for a default value of the wrong type).

@@ -6,6 +6,8 @@ import base64
 import binascii
 from typing import Sequence, TypeVar
 
+from fastapi.responses import JSONResponse
+
 from tables.errors import BadRequestError
 
 T = TypeVar("T")
@@ -32,3 +34,12 @@ def page(items: Sequence[T], key, token: str | None, size: int | None) -> tuple[
         return remaining, None
     chosen = remaining[:size]
     return chosen, encode_token(key(chosen[-1]))
+
+
+def identifiers_response(namespace: tuple[str, ...], names: Sequence[str], token: str | None, size: int | None) -> JSONResponse:
+    """``ListTablesResponse`` / ``ListViewsResponse``: one page of names in ``namespace``."""
+    chosen, next_token = page(names, str, token, size)
+    body: dict = {"identifiers": [{"namespace": list(namespace), "name": name} for name in chosen]}
+    if next_token:
+        body["next-page-token"] = next_token
+    return JSONResponse(body)

@@ -7,10 +7,16 @@ import logging
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
 from catalog.deps import identifier_param, namespace_param, warehouse
-from catalog.models import CommitTableRequest, CreateTableRequest, RegisterTableRequest, RenameTableRequest, ReportMetricsRequest
-from catalog.paging import page
+from catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
+from catalog.models import (
+    CommitTableRequest,
+    CreateTableRequest,
+    RegisterTableRequest,
+    RenameTableRequest,
+    ReportMetricsRequest,
+)
+from catalog.paging import identifiers_response
 from catalog.results import json_bytes, load_table_response
 from tables.commit import TableChange
 from tables.errors import BadRequestError, NoSuchTableError
@@ -31,11 +37,7 @@ def list_tables(
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
     ns = namespace_param(namespace)
-    names, token = page(warehouse(request, prefix).list_tables(ns), str, page_token, page_size)
-    body: dict = {"identifiers": [{"namespace": list(ns), "name": name} for name in names]}
-    if token:
-        body["next-page-token"] = token
-    return JSONResponse(body)
+    return identifiers_response(ns, warehouse(request, prefix).list_tables(ns), page_token, page_size)
 
 
 @router.post("/namespaces/{namespace}/tables", operation_id="createTable")

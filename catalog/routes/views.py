@@ -14,8 +14,13 @@ from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewVersion
 
 from catalog.deps import identifier_param, namespace_param, warehouse
-from catalog.models import RegisterViewRequest, RenameTableRequest, RequestModel, TableIdentifierModel
-from catalog.paging import page
+from catalog.models import (
+    RegisterViewRequest,
+    RenameTableRequest,
+    RequestModel,
+    TableIdentifierModel,
+)
+from catalog.paging import identifiers_response
 from catalog.results import json_bytes
 from tables.errors import NoSuchViewError
 from tables.names import Identifier, check_identifier, check_name
@@ -64,11 +69,7 @@ def list_views(
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
     ns = namespace_param(namespace)
-    names, token = page(warehouse(request, prefix).views.list_views(ns), str, page_token, page_size)
-    body: dict = {"identifiers": [{"namespace": list(ns), "name": name} for name in names]}
-    if token:
-        body["next-page-token"] = token
-    return JSONResponse(body)
+    return identifiers_response(ns, warehouse(request, prefix).views.list_views(ns), page_token, page_size)
 
 
 @router.post("/namespaces/{namespace}/views", operation_id="createView")
