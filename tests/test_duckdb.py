@@ -135,12 +135,9 @@ def test_insert_update_delete_and_time_travel(catalog_env: CatalogEnv, duck, sch
     assert {d.file_format for d in delete_files.values()} == {FileFormat.PARQUET if format_version == 2 else FileFormat.PUFFIN}
 
     # A fresh DuckDB session (nothing cached) reads the same.
-    other = catalog_env.duckdb()
-    try:
+    with catalog_env.duckdb() as other:
         assert duck_rows(other, name) == expected
         assert duck_rows(other, name, at=snapshots[0][0]) == history[0]
-    finally:
-        other.close()
 
 
 def test_two_table_transaction_commits_both_once(catalog_env: CatalogEnv, duck, schema: str) -> None:
@@ -158,12 +155,9 @@ def test_two_table_transaction_commits_both_once(catalog_env: CatalogEnv, duck, 
     assert duck_rows(duck, a) == [(1, "a1"), (2, "a2")]  # the transaction sees its own writes
     duck.execute("COMMIT")
 
-    other = catalog_env.duckdb()
-    try:
+    with catalog_env.duckdb() as other:  # a fresh session: nothing cached
         assert duck_rows(other, a) == [(1, "a1"), (2, "a2")]
         assert duck_rows(other, b) == [(1, "b1"), (2, "b2"), (3, "b3")]
-    finally:
-        other.close()
     assert py_rows(catalog, f"{schema}.a", ["id", "v"]) == [(1, "a1"), (2, "a2")]
     assert py_rows(catalog, f"{schema}.b", ["id", "v"]) == [(1, "b1"), (2, "b2"), (3, "b3")]
     for t, old in before.items():
@@ -217,12 +211,9 @@ def test_conflicting_transaction_changes_neither_table(catalog_env: CatalogEnv, 
     assert catalog.load_table(f"{schema}.a").metadata_location == location_a
     assert py_rows(catalog, f"{schema}.a", ["id"]) == [(1,)]
     assert py_rows(catalog, f"{schema}.b", ["id"]) == [(1,), (99,)]
-    other = catalog_env.duckdb()
-    try:
+    with catalog_env.duckdb() as other:  # a fresh session: nothing cached
         assert duck_rows(other, a) == [(1,)]
         assert duck_rows(other, b) == [(1,), (99,)]
-    finally:
-        other.close()
 
 
 def test_transaction_of_appends_is_rebased_over_a_concurrent_append(catalog_env: CatalogEnv, duck, schema: str) -> None:
@@ -245,11 +236,8 @@ def test_transaction_of_appends_is_rebased_over_a_concurrent_append(catalog_env:
     head = table_b.current_snapshot()
     assert head.summary["total-records"] == "3"
     assert table_b.metadata.snapshot_by_id(head.parent_snapshot_id).summary["total-records"] == "2"
-    other = catalog_env.duckdb()
-    try:
+    with catalog_env.duckdb() as other:  # a fresh session: nothing cached
         assert duck_rows(other, b) == [(1,), (2,), (99,)]
-    finally:
-        other.close()
 
 
 def test_add_column(catalog_env: CatalogEnv, duck, schema: str) -> None:
@@ -303,13 +291,10 @@ def test_rename_table(catalog_env: CatalogEnv, duck, schema: str) -> None:
     # The renamed table stays writable; a rename by pyiceberg is seen by DuckDB.
     duck.execute(f"INSERT INTO lake.{schema}.new VALUES (3)")
     catalog.rename_table(f"{schema}.new", f"{schema}.newer")
-    other = catalog_env.duckdb()
-    try:
+    with catalog_env.duckdb() as other:  # a fresh session: nothing cached
         assert duck_rows(other, f"lake.{schema}.newer") == [(1,), (2,), (3,)]
         with pytest.raises(duckdb.CatalogException):
             other.execute(f"SELECT * FROM lake.{schema}.new")
-    finally:
-        other.close()
 
     duck.execute(f"DROP TABLE lake.{schema}.newer")  # DuckDB drops through the catalog too
     assert not catalog.table_exists(f"{schema}.newer")
