@@ -677,9 +677,20 @@ def summary_table(report: dict) -> str:
 # --------------------------------------------------------------------------- the run
 
 
+def bench_seaweed(stack: ExitStack, workdir: Path, bucket: str = ICESHELF_BUCKET):
+    """SeaweedFS with its Iceberg catalog on (stopped with ``stack``), Iceshelf's ``bucket`` created,
+    and the directory the servers log to: what every benchmark against the peer catalog starts from."""
+    from tests.servers.seaweed import start_seaweed
+
+    seaweed = stack.enter_context(start_seaweed(workdir / "seaweed", iceberg=True))
+    seaweed.create_bucket(bucket)
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return seaweed, logs
+
+
 def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     from tests.servers.iceshelf import running_iceshelf
-    from tests.servers.seaweed import start_seaweed
 
     warnings.filterwarnings("ignore")
     results = Results()
@@ -688,10 +699,7 @@ def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     setup: dict = {}
     with ExitStack() as stack:
         log("starting SeaweedFS (weed mini, Iceberg catalog on)...")
-        seaweed = stack.enter_context(start_seaweed(workdir / "seaweed", iceberg=True))
-        seaweed.create_bucket(ICESHELF_BUCKET)
-        logs = workdir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        seaweed, logs = bench_seaweed(stack, workdir)
         log("starting Iceshelf (S3 warehouse, local warehouse)...")
         iceshelf_s3 = stack.enter_context(running_iceshelf(f"s3://{ICESHELF_BUCKET}/warehouse", logs, s3_env(seaweed)))
         local_dir = workdir / "local-warehouse"

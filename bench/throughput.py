@@ -55,6 +55,7 @@ from bench.catalog import (
     _ratio,
     _rotated,
     bench_schema,
+    bench_seaweed,
     iceshelf_client_props,
     iceshelf_target,
     s3_env,
@@ -346,7 +347,6 @@ def summary_table(report: dict) -> str:
 
 def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
     from tests.servers.iceshelf import running_iceshelf
-    from tests.servers.seaweed import start_seaweed
 
     warnings.filterwarnings("ignore")
     results = Results()
@@ -355,10 +355,7 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
     setup: dict = {}
     with ExitStack() as stack:
         log("throughput bench: starting SeaweedFS (Iceberg catalog on) and Iceshelf...")
-        seaweed = stack.enter_context(start_seaweed(workdir / "seaweed", iceberg=True))
-        seaweed.create_bucket(ICESHELF_BUCKET)
-        logs = workdir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        seaweed, logs = bench_seaweed(stack, workdir, ICESHELF_BUCKET)
         warehouse = f"s3://{ICESHELF_BUCKET}/warehouse"
         servers = [stack.enter_context(running_iceshelf(warehouse, logs, s3_env(seaweed))) for _ in range(2 if cfg.replicas else 1)]
         client = iceshelf_client_props(seaweed)
