@@ -29,12 +29,12 @@ from tables.errors import (
     CommitStateUnknownException,
     NoSuchTableError,
 )
-from tables.metadata import apply_updates, empty_metadata
+from tables.metadata import MetadataBuilder
 from tables.metadata_files import MetadataFile
 from tables.names import Identifier
 from tables.objectstore import PreconditionFailed
 from tables.pointer import Pointer, VersionedPointer
-from tables.rebase import rebase_append
+from tables.rebase import AppendRebaser
 from tables.retry import backoff
 from tables.transactions import TxnRecord
 
@@ -72,16 +72,21 @@ class Staged:
     scratch: str | None = None
 
 
-def apply_change(change: TableChange, base_metadata: TableMetadata | None, base_location: str | None) -> TableMetadata:
-    """Validate requirements and apply updates; pure, so it can be re-run on every retry."""
+def apply_change(change: TableChange, builder: MetadataBuilder) -> TableMetadata:
+    """Validate the requirements on the builder's state and apply the updates to it (or raise and leave it)."""
     for requirement in change.requirements:
-        requirement.validate(base_metadata)
+        requirement.validate(builder.state)
     try:
-        return apply_updates(base_metadata or empty_metadata(), change.updates, base_location)
+        return builder.apply(change.updates)
     except CommitFailedException:
         raise
     except (ValueError, TypeError, KeyError) as err:
         raise BadRequestError(f"Cannot apply updates to {change.identifier}: {err}") from err
+
+
+def _builder_on(base: MetadataFile | None) -> MetadataBuilder:
+    """A builder of the next version of ``base`` (``None``: of a table to create)."""
+    return MetadataBuilder(None if base is None else base.metadata, None if base is None else base.location)
 
 
 def not_found(ident: Identifier) -> NoSuchTableError:
@@ -120,7 +125,8 @@ class Committer:
         self.tables = tables
         self.attempts = attempts
         self.group_commit = group_commit
-        self._batcher: Batcher[TableChange, MetadataFile] = Batcher(self._commit_batch)
+        self._batcher: Batcher[TableChange, MetadataFile] = Batcher(self.commit_batch)
+        self.rebaser = AppendRebaser(tables.io)
 
     def stage(self, change: TableChange, current: VersionedPointer | None) -> Staged:
         """Validate and apply ``change`` on the state ``current`` names; write the new metadata file."""
@@ -129,27 +135,26 @@ class Committer:
             raise not_found(change.identifier)
         base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
         base_metadata = None if base is None else base.metadata
-        change, scratch, metadata = self._apply(change, base_metadata, None if base is None else base.location)
+        builder = _builder_on(base)
+        change, scratch = self._apply(change, builder)
+        metadata = builder.finish()
         if base is not None and (not change.updates or metadata is base_metadata):
             return Staged(change, current, base_metadata, None)  # a no-op: no new version
         return self._write(change, current, base, metadata, scratch)
 
-    def _apply(
-        self, change: TableChange, metadata: TableMetadata | None, location: str | None
-    ) -> tuple[TableChange, str | None, TableMetadata]:
-        """Apply ``change``; a pure append that lost only its branch head is rebased instead of refused.
-
-        Returns the change as applied (rebased or not), the rebased manifest list (if any), and
-        the resulting metadata.
-        """
+    def _apply(self, change: TableChange, builder: MetadataBuilder) -> tuple[TableChange, str | None]:
+        """Apply ``change`` to ``builder``; a pure append that lost only its branch head is rebased instead
+        of refused. Returns the change as applied (rebased or not) and the rebased manifest list, if any."""
         try:
-            return change, None, apply_change(change, metadata, location)
+            apply_change(change, builder)
+            return change, None
         except CommitFailedException:
-            rebased = None if metadata is None else rebase_append(change, metadata, self.tables.io)
+            rebased = None if builder.state is None else self.rebaser.rebase(change, builder.state)
             if rebased is None:
                 raise
             change, scratch = rebased
-            return change, scratch, apply_change(change, metadata, location)
+            apply_change(change, builder)
+            return change, scratch
 
     def _write(
         self, change: TableChange, current: VersionedPointer | None, base: MetadataFile | None, metadata: TableMetadata, scratch: str | None
@@ -192,11 +197,14 @@ class Committer:
             return self._batcher.run_alone(change)
         return self._batcher.submit(change.identifier, change)
 
-    def _commit_batch(self, tickets: list[Ticket[TableChange, MetadataFile]]) -> None:
+    def commit_batch(self, tickets: list[Ticket[TableChange, MetadataFile]]) -> None:
         """Apply the batch's changes in order, each validated on the state the previous ones leave;
         write one metadata file and swing the pointer once. The pointer's compare-and-swap is the
         commit point; losing it re-runs the whole batch on the new state. A change whose requirements
         fail is answered on its own (409) and left out; the others still commit.
+
+        Group commit's leader runs it; so does the model check (``tests/modelcheck/appends.py``),
+        with a batch it forms itself.
         """
         ident = tickets[0].request.identifier
         for attempt in self._attempts():
@@ -205,15 +213,14 @@ class Committer:
                 base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
             except Exception as err:
                 return _fail_all(tickets, err)
-            accepted, applied, scratch, result = self._apply_batch(tickets, current, base)
+            accepted, applied, scratch, builder = self._apply_batch(tickets, current, base)
             if not accepted:
                 return
-            if base is not None and result is base.metadata:
-                return _resolve_all(accepted, base)  # all no-ops: no new version
-            updates = tuple(u for c in applied for u in c.updates)
-            combined = TableChange(ident, (), updates)
+            combined = TableChange(ident, (), tuple(u for c in applied for u in c.updates))
             try:
-                metadata = apply_change(combined, None if base is None else base.metadata, None if base is None else base.location)
+                metadata = builder.finish()
+                if base is not None and metadata is base.metadata:
+                    return _resolve_all(accepted, base)  # all no-ops: no new version
                 staged = self._write(combined, current, base, metadata, None)
             except Exception as err:
                 _delete_all(self.tables, scratch)
@@ -250,31 +257,31 @@ class Committer:
 
     def _apply_batch(
         self, tickets: list[Ticket[TableChange, MetadataFile]], current: VersionedPointer | None, base: MetadataFile | None
-    ) -> tuple[list[Ticket[TableChange, MetadataFile]], list[TableChange], list[str], TableMetadata | None]:
+    ) -> tuple[list[Ticket[TableChange, MetadataFile]], list[TableChange], list[str], MetadataBuilder]:
         """Validate and apply each change on the state the previous ones leave; answer those that fail.
 
         Returns the accepted tickets, their changes as applied (rebased or not), the rebased manifest
-        lists written, and the resulting metadata (``base``'s own object if nothing changed).
+        lists written, and the builder holding the batch's result (``finish`` it once).
         """
-        metadata = None if base is None else base.metadata
+        builder = _builder_on(base)
         accepted, applied, scratch = [], [], []
         for ticket in tickets:
             change = ticket.request
             if current is not None and current.pointer.applied(change.idempotency_key):
                 ticket.resolve(base)  # a retry of a commit that landed: not applied twice
                 continue
-            if metadata is None and not change.creates:
+            if builder.state is None and not change.creates:
                 ticket.fail(not_found(change.identifier))
                 continue
             try:
-                change, rebased_list, metadata = self._apply(change, metadata, None if base is None else base.location)
+                change, rebased_list = self._apply(change, builder)
             except Exception as err:
                 ticket.fail(err)
                 continue
             accepted.append(ticket)
             applied.append(change)
             scratch += [rebased_list] if rebased_list else []
-        return accepted, applied, scratch, metadata
+        return accepted, applied, scratch, builder
 
     def commit_many(self, changes: list[TableChange]) -> list[MetadataFile]:
         """Several tables, atomically: staged pointers, then one CAS on a transaction record.

@@ -65,36 +65,70 @@ def create_metadata(
     return _with_row_lineage(metadata)
 
 
-def apply_updates(base: TableMetadata, updates: tuple[TableUpdate, ...], base_location: str | None) -> TableMetadata:
-    """Apply ``updates`` in order, as one change, to ``base`` (the metadata at ``base_location``).
+class MetadataBuilder:
+    """Changes applied one after another to one base, finished once into the next metadata version.
 
     Mirrors ``pyiceberg.table.update.update_table_metadata`` (same update handlers, same
-    metadata-log and ``previous-versions-max`` handling) and adds the v3 upgrade.
+    metadata-log and ``previous-versions-max`` handling) and adds the v3 upgrade. Each ``apply``
+    is one change, with its own update context, checked as pyiceberg checks a commit; ``finish``
+    adds the metadata-log entry and the timestamp, once: a group commit applies every change of
+    its batch to one builder.
+
+    The result shares what did not change with ``base`` (the update handlers copy what they
+    change). pyiceberg ends with a deep copy instead, which here would protect nothing: metadata
+    objects are immutable values in Iceshelf, parsed once per file and shared by every reader
+    through ``MetadataFiles``' cache. That copy grows with the table's snapshots; made once per
+    change it was the largest part of a busy table's commit CPU.
     """
-    context = _TableMetadataUpdateContext()
-    metadata = base
-    for update in updates:
-        if isinstance(update, UpgradeFormatVersionUpdate) and update.format_version > 2:
-            metadata = _upgrade(metadata, update.format_version)
-            context.add_update(update)
-        else:
-            if isinstance(update, RemovePropertiesUpdate):
-                # As Java's builder: removing a key that is not set is no error (pyiceberg raises KeyError).
-                update = RemovePropertiesUpdate(removals=[k for k in update.removals if k in metadata.properties])
-            metadata = _with_row_lineage(_apply_table_update(update, metadata, context), before=metadata)
-    if base_location is not None and not context.has_changes():
-        return base  # nothing changed: the caller commits nothing, as Java does, rather than a new version
-    if context.has_changes():
-        if base_location:
-            metadata = _update_table_metadata_log(metadata, base_location, base.last_updated_ms)
-        if base.last_updated_ms == metadata.last_updated_ms:
-            metadata = metadata.model_copy(update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())})
-    metadata.spec().check_compatible(metadata.schema())
-    metadata.sort_order().check_compatible(metadata.schema())
-    if base_location is None:
-        # Built from nothing: run every model validator once, as pyiceberg does for creates.
-        return TableMetadataUtil.parse_obj(metadata.model_dump())
-    return metadata.model_copy(deep=True)
+
+    def __init__(self, base: TableMetadata | None, base_location: str | None) -> None:
+        self.base_location = base_location
+        #: What the next change's requirements are validated against; ``None`` while the table is
+        #: still to be created (``base`` is ``None``, and so is ``base_location``).
+        self.state: TableMetadata | None = base
+        self._start = base if base is not None else empty_metadata()
+        self._changed = False
+
+    def apply(self, updates: tuple[TableUpdate, ...]) -> TableMetadata:
+        """Apply one change's ``updates`` to ``state``. If one fails, ``state`` is left as it was (the
+        update handlers return new objects, never modify their input)."""
+        context = _TableMetadataUpdateContext()
+        metadata = self.state if self.state is not None else self._start
+        for update in updates:
+            if isinstance(update, UpgradeFormatVersionUpdate) and update.format_version > 2:
+                metadata = _upgrade(metadata, update.format_version)
+                context.add_update(update)
+            else:
+                if isinstance(update, RemovePropertiesUpdate):
+                    # As Java's builder: removing a key that is not set is no error (pyiceberg raises KeyError).
+                    update = RemovePropertiesUpdate(removals=[k for k in update.removals if k in metadata.properties])
+                metadata = _with_row_lineage(_apply_table_update(update, metadata, context), before=metadata)
+        metadata.spec().check_compatible(metadata.schema())
+        metadata.sort_order().check_compatible(metadata.schema())
+        if self.base_location is None:
+            # Built from nothing: run every model validator, as pyiceberg does for creates.
+            metadata = TableMetadataUtil.parse_obj(metadata.model_dump())
+        self.state, self._changed = metadata, self._changed or context.has_changes()
+        return metadata
+
+    def finish(self) -> TableMetadata:
+        """The next version; ``base`` itself if nothing changed (the caller commits nothing, as Java does)."""
+        if self.base_location is not None and not self._changed:
+            return self._start
+        metadata = self.state if self.state is not None else self._start
+        if self._changed:
+            if self.base_location:
+                metadata = _update_table_metadata_log(metadata, self.base_location, self._start.last_updated_ms)
+            if self._start.last_updated_ms == metadata.last_updated_ms:
+                metadata = metadata.model_copy(update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())})
+        return metadata
+
+
+def apply_updates(base: TableMetadata, updates: tuple[TableUpdate, ...], base_location: str | None) -> TableMetadata:
+    """Apply ``updates`` in order, as one change, to ``base`` (the metadata at ``base_location``)."""
+    builder = MetadataBuilder(base, base_location)
+    builder.apply(updates)
+    return builder.finish()
 
 
 def _upgrade(metadata: TableMetadata, version: int) -> TableMetadata:

@@ -14,6 +14,9 @@ does not descend from the append's parent; equality deletes committed in between
 appended rows would take the old data sequence number written in its manifests' entries and
 could be deleted by them); v3 tables (row lineage would need first-row-ids reassigned); and
 tables with ``iceshelf.commit.rebase-appends=false``.
+
+Manifest lists are read and written through ``tables.manifest_lists``, which keeps them: the head a
+rebase lands on is, on a busy table, the list the previous rebase on this server just wrote.
 """
 
 from __future__ import annotations
@@ -23,12 +26,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pyiceberg.io import FileIO
-from pyiceberg.manifest import (
-    UNASSIGNED_SEQ,
-    ManifestFile,
-    read_manifest_list,
-    write_manifest_list,
-)
+from pyiceberg.manifest import ManifestFile
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import (
@@ -45,6 +43,7 @@ from pyiceberg.table.update import (
 from pyiceberg.utils.properties import property_as_bool
 
 from tables.errors import CommitFailedException
+from tables.manifest_lists import ManifestList, ManifestLists
 
 if TYPE_CHECKING:
     from tables.commit import TableChange
@@ -53,39 +52,46 @@ REBASE_PROPERTY = "iceshelf.commit.rebase-appends"
 _EQUALITY_DELETES = ("added-equality-delete-files", "added-equality-deletes")
 
 
-def rebase_append(change: "TableChange", head: TableMetadata, io: FileIO) -> tuple["TableChange", str] | None:
-    """The append rebuilt on ``head``, with the new manifest list's location; ``None`` if it can't be."""
-    shape = _pure_append(change, head)
-    if shape is None:
-        return None
-    snapshot, ref, asserted_parent = shape
-    head_id = head.refs[ref.ref_name].snapshot_id if ref.ref_name in head.refs else None
-    if head_id == asserted_parent or not _descends(head, head_id, asserted_parent):
-        return None
-    own = [m for m in read_manifest_list(io.new_input(snapshot.manifest_list)) if m.added_snapshot_id == snapshot.snapshot_id]
-    if any(m.existing_files_count or m.deleted_files_count for m in own):
-        return None
-    inherited: list[ManifestFile] = []
-    head_snapshot = head.snapshot_by_id(head_id) if head_id is not None else None
-    if head_snapshot is not None:
-        inherited = list(read_manifest_list(io.new_input(head_snapshot.manifest_list)))
-    sequence_number = head.next_sequence_number()
-    location = f"{head.location.rstrip('/')}/metadata/snap-{snapshot.snapshot_id}-rebased-{uuid.uuid4()}.avro"
-    with write_manifest_list(head.format_version, io.new_output(location), snapshot.snapshot_id, head_id, sequence_number, "deflate") as writer:
-        writer.add_manifests([_unassigned(m) for m in own] + inherited)
-    rebased = snapshot.model_copy(
-        update={
-            "parent_snapshot_id": head_id,
-            "sequence_number": sequence_number,
-            "manifest_list": location,
-            "summary": _summary(snapshot, head_snapshot),
-        }
-    )
-    requirements = tuple(
-        AssertRefSnapshotId(ref=ref.ref_name, snapshot_id=head_id) if _asserts_ref(r, ref.ref_name) else r
-        for r in change.requirements
-    )
-    return replace(change, requirements=requirements, updates=(AddSnapshotUpdate(snapshot=rebased), ref)), location
+class AppendRebaser:
+    """Rebuilds a stale pure append on the current head (see the module docstring)."""
+
+    def __init__(self, io: FileIO) -> None:
+        self.lists = ManifestLists(io)
+
+    def rebase(self, change: "TableChange", head: TableMetadata) -> tuple["TableChange", str] | None:
+        """The append rebuilt on ``head``, with the new manifest list's location; ``None`` if it can't be."""
+        shape = _pure_append(change, head)
+        if shape is None:
+            return None
+        snapshot, ref, asserted_parent = shape
+        head_id = head.refs[ref.ref_name].snapshot_id if ref.ref_name in head.refs else None
+        if head_id == asserted_parent or not _descends(head, head_id, asserted_parent):
+            return None
+        own = [m for m in self.lists.read(snapshot.manifest_list).manifests if m.added_snapshot_id == snapshot.snapshot_id]
+        if any(m.existing_files_count or m.deleted_files_count for m in own):
+            return None
+        head_snapshot = head.snapshot_by_id(head_id) if head_id is not None else None
+        sequence_number = head.next_sequence_number()
+        location = f"{head.location.rstrip('/')}/metadata/snap-{snapshot.snapshot_id}-rebased-{uuid.uuid4()}.avro"
+        rebased = snapshot.model_copy(
+            update={
+                "parent_snapshot_id": head_id,
+                "sequence_number": sequence_number,
+                "manifest_list": location,
+                "summary": _summary(snapshot, head_snapshot),
+            }
+        )
+        renumbered = [_renumbered(m, sequence_number) for m in own]
+        self.lists.write(location, rebased, head.format_version, renumbered, self.head_manifests(head_snapshot))
+        requirements = tuple(
+            AssertRefSnapshotId(ref=ref.ref_name, snapshot_id=head_id) if _asserts_ref(r, ref.ref_name) else r
+            for r in change.requirements
+        )
+        return replace(change, requirements=requirements, updates=(AddSnapshotUpdate(snapshot=rebased), ref)), location
+
+    def head_manifests(self, head: Snapshot | None) -> ManifestList | None:
+        """What the rebased append keeps of the table: every manifest of the head it lands on."""
+        return None if head is None else self.lists.read(head.manifest_list)
 
 
 def _pure_append(change: "TableChange", head: TableMetadata) -> tuple[Snapshot, SetSnapshotRefUpdate, int | None] | None:
@@ -130,11 +136,13 @@ def _descends(head: TableMetadata, head_id: int | None, parent_id: int | None) -
     return parent_id is None
 
 
-def _unassigned(manifest: ManifestFile) -> ManifestFile:
-    """The append's own manifest, its sequence numbers left for the manifest-list writer to assign."""
-    manifest.sequence_number = UNASSIGNED_SEQ
-    manifest.min_sequence_number = UNASSIGNED_SEQ
-    return manifest
+def _renumbered(manifest: ManifestFile, sequence_number: int) -> ManifestFile:
+    """A copy of the append's own manifest with the rebased snapshot's sequence number: all its entries
+    are added ones that inherit it (the copy leaves the shared, kept original alone)."""
+    copy = type(manifest)(*(manifest[i] for i in range(len(manifest))))
+    copy.sequence_number = sequence_number
+    copy.min_sequence_number = sequence_number
+    return copy
 
 
 def _summary(snapshot: Snapshot, head: Snapshot | None) -> Summary:

@@ -1,10 +1,10 @@
 """The catalog protocols, model-checked in CI: every schedule within bounds, over the real code.
 
 Each scenario races a few processes (single-table commits, transactions, a rename, a namespace
-drop, readers) through the real ``TableStore`` on one in-memory store; the explorer
-(``tests/modelcheck``) runs every interleaving of their object-store operations within its
-bounds, with crashes, checks what a reader sees at every state, recovers after each schedule
-and checks the invariants. The broken variants prove that the check fails when the protocol
+drop, readers, stale appends rebased and batched by group commit) through the real
+``TableStore`` on one in-memory store; the explorer (``tests/modelcheck``) runs every
+interleaving of their object-store operations within its bounds, with crashes, checks what a
+reader sees at every state, recovers after each schedule and checks the invariants. The broken variants prove that the check fails when the protocol
 is wrong, and show the counterexample it finds.
 """
 
@@ -14,7 +14,13 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tests.modelcheck.broken import compare_then_write, overwriting_publish, settle_before_flip
+from tests.modelcheck.broken import (
+    batch_acks_a_lost_swing,
+    compare_then_write,
+    overwriting_publish,
+    rebase_forgets_the_head,
+    settle_before_flip,
+)
 from tests.modelcheck.explorer import Report, Scenario, explore
 from tests.modelcheck.scenarios import SCENARIOS
 
@@ -57,8 +63,10 @@ def test_protocol_keeps_its_invariants(make: Callable[[], Scenario], reports: li
         (compare_then_write, "lost update"),
         (overwriting_publish, "lost update"),
         (settle_before_flip, "half-applied"),
+        (batch_acks_a_lost_swing, "lost update"),
+        (rebase_forgets_the_head, "not exactly its own and every earlier append's"),
     ],
-    ids=["compare-then-write store", "overwrite publish", "settle before flip"],
+    ids=["compare-then-write store", "overwrite publish", "settle before flip", "batch acks a lost swing", "rebase forgets the head"],
 )
 def test_a_broken_protocol_is_caught(make: Callable[[], Scenario], symptom: str, reports: list[Report]) -> None:
     report = _run(make(), reports)

@@ -8,21 +8,29 @@ safety rests on, the way a plausible bug would:
 * ``OverwritingCommitter`` -- a commit path that publishes the new pointer with ``Overwrite``
   instead of ``Update(etag)``;
 * ``EagerTransactionCommitter`` -- a transaction that rolls its pointers forward *before* it
-  flips its record to committed.
+  flips its record to committed;
+* ``LoserAckingCommitter`` -- a group commit batch that answers its changes as committed although
+  its pointer swing lost the race;
+* ``ForgetfulRebaser`` -- a rebase of a stale append whose new manifest list holds the append's own
+  manifests but not the head's.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from pyiceberg.table.snapshots import Snapshot
+
 from tables.commit import Committer, Staged
+from tables.manifest_lists import ManifestList
 from tables.names import entry_key
 from tables.objectstore import OVERWRITE, ObjectNotFound, ObjectStore, PreconditionFailed, PutMode, Update
 from tables.pointer import Pointer
+from tables.rebase import AppendRebaser
 from tables.tablestore import TableStore
 from tables.transactions import TxnRecord
 from tests.modelcheck.explorer import COMMIT_ATTEMPTS, Scenario, default_tables
-from tests.modelcheck.scenarios import T1, T2, transaction_writer_reader, two_appenders
+from tests.modelcheck.scenarios import T1, T2, appends_rebased_and_batched, transaction_writer_reader, two_appenders
 from tests.modelcheck.scheduled_store import ScheduledStore
 
 
@@ -62,6 +70,16 @@ class EagerTransactionCommitter(Committer):
         return super()._decide_committed(record)
 
 
+class LoserAckingCommitter(Committer):
+    """BROKEN: a swing that lost the race counts as done, so the batch acknowledges its changes."""
+
+    def publish(self, staged: Staged, pointer: Pointer) -> str:
+        try:
+            return super().publish(staged, pointer)
+        except PreconditionFailed:
+            return "lost"
+
+
 def _with_committer(committer: type[Committer]):
     def tables(store: ObjectStore) -> TableStore:
         built = default_tables(store)
@@ -87,3 +105,24 @@ def overwriting_publish() -> Scenario:
 def settle_before_flip() -> Scenario:
     return _broken(transaction_writer_reader(), "settle before flip", tables=_with_committer(EagerTransactionCommitter))
 
+
+
+def batch_acks_a_lost_swing() -> Scenario:
+    return _broken(appends_rebased_and_batched(), "batch acknowledged after a lost swing", tables=_with_committer(LoserAckingCommitter))
+
+
+class ForgetfulRebaser(AppendRebaser):
+    """BROKEN: a rebased append's manifest list leaves out the manifests of the head it lands on."""
+
+    def head_manifests(self, head: Snapshot | None) -> ManifestList | None:
+        return None
+
+
+def _forgetful(store: ObjectStore) -> TableStore:
+    built = default_tables(store)
+    built.committer.rebaser = ForgetfulRebaser(built.io)
+    return built
+
+
+def rebase_forgets_the_head() -> Scenario:
+    return _broken(appends_rebased_and_batched(), "rebase forgets the head's manifests", tables=_forgetful)
