@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from catalog import errors, idempotency
+from catalog import auth, errors, idempotency
 from catalog.deps import identifier_param, warehouse
-from catalog.routes import config, namespaces, tables, transactions, views
+from catalog.routes import config, namespaces, signer, tables, transactions, views
 from compaction.api import build_router as maintenance_router
 from compaction.scheduler import Scheduler
 from sql import athena, trino
 from sql.queries import QueryService
+from tables.access import AccessGate
+from tables.credentials import CredentialVendor
 from tables.settings import Settings
+from tables.signing import RemoteSigner
 from tables.warehouses import Warehouses
 
 
@@ -37,13 +40,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.warehouses = warehouses
     app.state.metrics_reports = Counter()
-    app.state.sql = QueryService(settings, warehouses)
+    app.state.access = access = AccessGate(warehouses.stores[warehouses.default].store, settings.auth, settings.auth_enabled)
+    app.state.sql = QueryService(settings, warehouses, lambda caller: access.token_for(caller, settings.sql.timeout_s + 60))
     errors.install(app)
     idempotency.install(app)
-    for module in (config, namespaces, tables, transactions, views):
-        app.include_router(module.router)
-    for module in (athena, trino):
-        app.include_router(module.router)
-    app.include_router(maintenance_router(warehouse, identifier_param))
+    auth.install(app)
+    guarded = [Depends(auth.authorize)]
+    app.state.vendor = CredentialVendor(settings.s3, settings.credentials)
+    app.state.signer = RemoteSigner(settings.s3)
+    for module in (config, namespaces, tables, transactions, views, signer, athena, trino):
+        app.include_router(module.router, dependencies=guarded)
+    app.include_router(maintenance_router(warehouse, identifier_param), dependencies=guarded)
+    auth.check_policy_covers(app)
     app.state.endpoints = config.implemented_endpoints(app)
     return app

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 
 from compaction import commands as maintenance_cli
+from catalog import principals_cli
 from compaction import compact_cli
 from sql import cli as sql_cli
 from tables.settings import Settings, parse_warehouses
@@ -18,11 +20,22 @@ def _serve(args: argparse.Namespace) -> int:
     from catalog.app import create_app
 
     settings = _settings(args, host=args.host, port=args.port, log_level=args.log_level)
+    if args.auth:
+        settings = replace(settings, auth=replace(settings.auth, mode=args.auth))
     settings = sql_cli.with_serve_flags(settings, args)
     settings = maintenance_cli.with_serve_flags(settings, args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("iceshelf")
     for name, location in settings.warehouses.items():
-        logging.getLogger("iceshelf").info("warehouse %r at %s", name, location)
+        log.info("warehouse %r at %s", name, location)
+    if settings.auth_enabled:
+        log.info("authentication is on: create principals with `iceshelf principals create NAME --grant LEVEL:KIND:PATH`")
+    else:
+        log.warning(
+            "authentication is OFF (listening on %s only): anyone who can reach this port can read and write every table; "
+            "set ICESHELF_AUTH=on to require credentials",
+            settings.host,
+        )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, workers=1)
     return 0
 
@@ -34,8 +47,6 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 
 def _with_s3_flags(settings: Settings, args: argparse.Namespace) -> Settings:
-    from dataclasses import replace
-
     changes = {
         "endpoint_url": args.s3_endpoint,
         "access_key_id": args.s3_access_key_id,
@@ -66,12 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (env ICESHELF_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (env ICESHELF_PORT, default 8181)")
     serve.add_argument("--log-level", help="debug, info, warning (env ICESHELF_LOG_LEVEL)")
+    serve.add_argument(
+        "--auth", choices=("auto", "on", "off"), help="require credentials (env ICESHELF_AUTH; auto: on unless on loopback)"
+    )
     sql_cli.add_serve_flags(serve)
     maintenance_cli.add_serve_flags(serve)
     serve.set_defaults(run=_serve)
     sql_cli.add_command(commands)
     maintenance_cli.add_commands(commands, _add_warehouse_flags, _settings)
     compact_cli.add_command(commands, _add_warehouse_flags, _settings)
+    principals_cli.add_command(commands, _add_warehouse_flags, _settings)
     return parser
 
 

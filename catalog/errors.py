@@ -18,6 +18,8 @@ log = logging.getLogger("iceshelf.catalog")
 
 #: Most specific first: the first matching class decides (status, Iceberg error type).
 _MAPPING: list[tuple[type[BaseException], int, str]] = [
+    (e.NotAuthorizedError, 401, "NotAuthorizedException"),
+    (e.ForbiddenError, 403, "ForbiddenException"),
     (e.NoSuchWarehouseError, 404, "NoSuchWarehouseException"),
     (sql_errors.NoSuchQueryError, 404, "NoSuchQueryException"),
     (sql_errors.QueryNotFinishedError, 409, "QueryNotFinishedException"),
@@ -49,7 +51,9 @@ def error_body(status: int, type_name: str, message: str) -> dict:
 
 
 def error_response(status: int, type_name: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(status, type_name, message), status_code=status)
+    # RFC 6750: a 401 names the scheme the client should use.
+    headers = {"WWW-Authenticate": 'Bearer realm="iceshelf"'} if status == 401 else None
+    return JSONResponse(error_body(status, type_name, message), status_code=status, headers=headers)
 
 
 def classify(exc: BaseException) -> tuple[int, str]:

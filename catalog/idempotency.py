@@ -12,12 +12,14 @@ import hashlib
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import Receive, Scope, Send
 
 from catalog.errors import error_response
 from tables.errors import NoSuchWarehouseError
 from tables.idempotency import Claimed, IdempotencyRecords, StoredResponse
 
 HEADER = "Idempotency-Key"
+_HEADER_LOWER = HEADER.lower().encode("latin-1")
 LIFETIME = "PT30M"
 _WAIT_S = 10.0
 _MUTATING = {"POST", "DELETE", "PUT"}
@@ -29,6 +31,15 @@ def _warehouse_prefix(path: str) -> str | None:
 
 
 class IdempotencyMiddleware(BaseHTTPMiddleware):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Requests without a key on a mutating method -- nearly all, and every SQL poll -- pass straight
+        through: ``BaseHTTPMiddleware``'s task group and response streaming cost as much CPU as a small
+        request itself."""
+        if scope["type"] == "http" and scope["method"] in _MUTATING and any(name == _HEADER_LOWER for name, _ in scope["headers"]):
+            await super().__call__(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         key = request.headers.get(HEADER)
         prefix = _warehouse_prefix(request.url.path)
@@ -42,7 +53,10 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
             return await call_next(request)
         records = IdempotencyRecords(store.store)
         body = await request.body()
-        fingerprint = hashlib.sha256(f"{request.method} {request.url.path}?{request.url.query}\n".encode() + body).hexdigest()
+        # The caller is part of the request: another principal reusing a key gets no one else's response.
+        caller = request.scope.get("state", {}).get("principal")
+        who = caller.name if caller is not None else ""
+        fingerprint = hashlib.sha256(f"{who}\n{request.method} {request.url.path}?{request.url.query}\n".encode() + body).hexdigest()
         claim = await run_in_threadpool(records.claim, key, fingerprint)
         deadline = asyncio.get_running_loop().time() + _WAIT_S
         while not isinstance(claim, Claimed):

@@ -115,3 +115,12 @@ class ReportMetricsRequest(RequestModel):
     report_type: str = Field(alias="report-type")
     table_name: str = Field(alias="table-name")
     snapshot_id: int = Field(alias="snapshot-id")
+
+
+class S3SignRequest(RequestModel):
+    """Iceberg's ``s3-signer-open-api`` request: the S3 request a client is about to send."""
+
+    region: str
+    uri: str
+    method: str
+    headers: dict[str, list[str]] = Field(default_factory=dict)

@@ -48,17 +48,21 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     sql.add_argument("--namespace", help="default namespace for one-part table names")
     sql.add_argument("--warehouse", help="warehouse (default: the server's default)")
     sql.add_argument("--timeout", type=float, help="seconds the query may run (at most the server's limit)")
+    sql.add_argument("--token", help="bearer token or API key, when the server requires credentials (env ICESHELF_TOKEN)")
     sql.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from sql.engine import catalog_url
 
-    url = (args.url or catalog_url(Settings.from_env())).rstrip("/")
+    settings = Settings.from_env()
+    url = (args.url or catalog_url(settings)).rstrip("/")
+    token = args.token or settings.auth.client_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = {"sql": args.statement, "dialect": args.dialect, "namespace": args.namespace, "warehouse": args.warehouse}
     if args.timeout:
         body["timeout_seconds"] = args.timeout
-    with httpx.Client(base_url=url, timeout=_POLL_S + 30) as client:
+    with httpx.Client(base_url=url, timeout=_POLL_S + 30, headers=headers) as client:
         started = client.post("/v1/sql/queries", json=body)
         if started.is_error:
             return _fail(started.json().get("error", {}).get("message", started.text))

@@ -2,7 +2,9 @@
 
 A ``threading.Timer`` per query would start an OS thread per query, and ``Thread.start`` waits until
 the new thread runs: on a busy machine that wait lands on every query's critical path. One thread
-sleeping until the earliest deadline costs nothing per query but a heap push.
+sleeping until the earliest deadline costs nothing per query but a heap push; it is woken only when a
+new deadline is earlier than all others, so the usual query (same timeout as the ones before it) wakes
+no thread at all.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ class Deadlines:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="iceshelf-sql-deadlines", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if self._heap[0][1] == handle:  # only a new earliest deadline changes how long the watchdog sleeps
+                self._wake.notify()
         return handle
 
     def cancel(self, handle: int) -> None:
         with self._wake:
             self._actions.pop(handle, None)
+            if len(self._heap) > 2 * len(self._actions) + 64:  # mostly cancelled entries: rebuild, amortized O(1)
+                self._heap = [entry for entry in self._heap if entry[1] in self._actions]
+                heapq.heapify(self._heap)
 
     def _watch(self) -> None:
         while True:

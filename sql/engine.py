@@ -91,45 +91,62 @@ class Session:
         con.execute("SET lock_configuration = true")
         self.max_rows = limits.max_rows
 
-    def run(self, plan: Plan, relations: Mapping[str, pa.Table]) -> Outcome:
-        """Run the plan's statements; the last one's result, at most ``max_rows`` rows, is the answer."""
+    def run(self, plan: Plan, relations: Mapping[str, pa.Table], token: str | None = None) -> Outcome:
+        """Run the plan's statements; the last one's result, at most ``max_rows`` rows, is the answer.
+
+        ``token`` is the caller's own bearer token when authentication is on: the writes then reach
+        the catalog as the caller, so its grants are checked a second time by the REST layer, and the
+        catalog is detached again afterwards so no later query of another caller inherits it.
+        """
         con = self.connection
-        created = False
         try:
             for warehouse in sorted(plan.writes - self.attached):
-                self._attach(warehouse)
+                self._attach(warehouse, token)
             for name, relation in relations.items():
                 con.register(name, relation)
             if plan.create is not None:
+                # CREATE + INSERT in one transaction: DuckDB stage-creates the table and, at COMMIT,
+                # commits it with its data in one creating commit (``assert-create``). Until then no
+                # one sees the table; a failure rolls back and leaves none behind.
+                con.execute("BEGIN TRANSACTION")
                 self._create(*plan.create)
-                created = True
             for text in plan.statements[:-1]:
                 con.execute(text).fetchall()
             table = self._fetch(con.execute(plan.statements[-1]))
+            if plan.create is not None:
+                con.execute("COMMIT")
         except duckdb.Error as err:
-            if created:
-                self._drop(plan.create[0])
             if isinstance(err, duckdb.InterruptException):
                 raise QueryCancelledError("Query was interrupted") from None
             raise QueryFailedError(str(err)) from None
         finally:
+            if plan.create is not None:
+                self._rollback()
             for name in relations:
                 try:
                     con.unregister(name)
                 except duckdb.Error:
                     pass  # never registered
+            if token is not None:
+                self._detach_all()
         if plan.statement.writes:
             count = int(table.column(0)[0].as_py()) if table.num_rows and table.num_columns else 0
             return Outcome(pa.table({"rows": pa.array([count], pa.int64())}), count)
         return Outcome(table)
 
-    def _attach(self, warehouse: str) -> None:
+    def _attach(self, warehouse: str, token: str | None) -> None:
         """On the first write: the REST catalog of this very server, so commits take the one commit path."""
+        auth = "AUTHORIZATION_TYPE 'none'" if token is None else f"TOKEN {_literal(token)}"
         self.connection.execute(
             f"ATTACH {_literal(warehouse)} AS {_identifier(attach_alias(warehouse))} "
-            f"(TYPE iceberg, ENDPOINT {_literal(self.url)}, AUTHORIZATION_TYPE 'none')"
+            f"(TYPE iceberg, ENDPOINT {_literal(self.url)}, {auth})"
         )
         self.attached.add(warehouse)
+
+    def _detach_all(self) -> None:
+        for warehouse in sorted(self.attached):
+            self.connection.execute(f"DETACH {_identifier(attach_alias(warehouse))}")
+        self.attached.clear()
 
     def _create(self, target: str, query: str) -> None:
         columns = self.connection.execute(f"DESCRIBE {query}").fetchall()
@@ -146,11 +163,12 @@ class Session:
             batches.append(batch)
         return pa.Table.from_batches(batches, schema=reader.schema)
 
-    def _drop(self, target: str) -> None:
+    def _rollback(self) -> None:
+        """End a transaction the plan left open (after a failure); after a COMMIT there is none."""
         try:
-            self.connection.execute(f"DROP TABLE {target}")
+            self.connection.execute("ROLLBACK")
         except duckdb.Error:
-            pass  # the table stays, empty; the error the client sees names the real failure
+            pass  # no transaction is active
 
     def interrupt(self) -> None:
         self.connection.interrupt()

@@ -16,20 +16,22 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Callable
 
 import pyarrow as pa
 
+from sql.authorize import authorize, may_manage_queries
 from sql.check import check
 from sql.deadlines import Deadlines
 from sql.engine import Engine
-from sql.errors import QueryCancelledError, QueryNotFinishedError, QueryTimeoutError
+from sql.errors import NoSuchQueryError, QueryCancelledError, QueryNotFinishedError, QueryTimeoutError
 from sql.history import History, new_query_id
 from sql.resolve import WarehouseCatalog
 from sql.rewrite import Plan, rewrite
 from sql.system_tables import materialize
+from tables.access import OPEN, Principal
 from tables.errors import NoSuchNamespaceError, NoSuchTableError, NoSuchWarehouseError
 from tables.settings import Settings
 from tables.warehouses import Warehouses
@@ -155,8 +157,10 @@ def namespace_levels(namespace: str | None) -> tuple[str, ...] | None:
 
 
 class QueryService:
-    def __init__(self, settings: Settings, warehouses: Warehouses) -> None:
+    def __init__(self, settings: Settings, warehouses: Warehouses, token_for: Callable[[Principal], str | None]) -> None:
+        """``token_for`` mints the bearer token a query's writes reach the catalog with (``None``: auth off)."""
         self.settings = settings
+        self.token_for = token_for
         self.warehouses = warehouses
         self.catalog = WarehouseCatalog(warehouses)
         self.engine = Engine(settings, warehouses)
@@ -166,12 +170,21 @@ class QueryService:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="iceshelf-sql-history")
         self._deadlines = Deadlines()
         self._queries: OrderedDict[str, Query] = OrderedDict()
+        #: Persisted results still in memory, oldest first, with their sizes: trimmed to a budget.
+        self._held: OrderedDict[str, tuple[Query, int]] = OrderedDict()
+        self._held_bytes = 0
         self._lock = threading.Lock()
 
     # -- submit -----------------------------------------------------------------------------
 
-    def submit(self, request: QueryRequest) -> Query:
-        """Start a query. Planning errors fail it at once (``query.failure`` holds the typed error)."""
+    def submit(self, request: QueryRequest, caller: Principal) -> Query:
+        """Start a query. Planning errors fail it at once (``query.failure`` holds the typed error).
+
+        With authentication on, the query belongs to the authenticated caller, whatever user name the
+        client claims; only it (or a warehouse admin) may see, fetch or cancel it.
+        """
+        if caller is not OPEN:
+            request = replace(request, user=caller.name)
         try:
             warehouse = self.warehouses.get(request.warehouse).name
         except NoSuchWarehouseError as err:
@@ -186,9 +199,10 @@ class QueryService:
             statement = check(request.sql, request.dialect, read_only=self.settings.sql.read_only, namespace=request.namespace)
             query.update_type = statement.update_type
             plan = rewrite(statement, self.catalog, namespace_levels(request.namespace), warehouse)
+            authorize(plan, caller)
         except Exception as err:
             return self._failed(query, err)
-        self._workers.submit(self._run, query, plan)
+        self._workers.submit(self._run, query, plan, caller)
         return query
 
     def _claim(self, query: Query) -> str:
@@ -208,7 +222,7 @@ class QueryService:
         self._finish(query, err)
         return query
 
-    def _run(self, query: Query, plan: Plan) -> None:
+    def _run(self, query: Query, plan: Plan, caller: Principal) -> None:
         if query.state.final:  # cancelled while queued
             return
         try:
@@ -219,8 +233,8 @@ class QueryService:
                     query.state, query.started_at, query.interrupt = State.RUNNING, time.time(), session.interrupt
                 deadline = self._deadlines.call_after(self._timeout(query), lambda: self._time_out(query))
                 try:
-                    relations = {name: materialize(virtual, self.catalog) for name, virtual in plan.virtuals.items()}
-                    outcome = session.run(plan, relations)
+                    relations = {name: materialize(virtual, self.catalog, caller) for name, virtual in plan.virtuals.items()}
+                    outcome = session.run(plan, relations, self.token_for(caller) if plan.writes else None)
                 finally:
                     self._deadlines.cancel(deadline)
                     with self._lock:  # before the session serves another query: no stray interrupt hits it
@@ -271,18 +285,22 @@ class QueryService:
             log.warning("could not write query %s to the history", query.id, exc_info=True)
             return
         query.persisted = True
-        self._trim_results()
+        self._hold(query)
 
-    def _trim_results(self) -> None:
-        """Keep the newest results in memory up to a budget; older ones are read back from the history."""
-        kept = 0
+    def _hold(self, query: Query) -> None:
+        """Keep the newest results in memory up to a budget; older ones are read back from the history.
+        Each result is measured once, when it is persisted, so this costs the same however many are held."""
+        result = query.result
+        if result is None:
+            return
+        size = result.nbytes
         with self._lock:
-            for query in reversed(self._queries.values()):
-                if query.result is None:
-                    continue
-                kept += query.result.nbytes
-                if kept > _RESULT_BYTES_IN_MEMORY and query.persisted:
-                    query.result = None
+            self._held[query.id] = (query, size)
+            self._held_bytes += size
+            while self._held_bytes > _RESULT_BYTES_IN_MEMORY and len(self._held) > 1:
+                oldest, oldest_size = self._held.popitem(last=False)[1]
+                self._held_bytes -= oldest_size
+                oldest.result = None
 
     # -- look up, wait, cancel --------------------------------------------------------------
 
@@ -298,6 +316,12 @@ class QueryService:
     def _forget(self, query: Query) -> None:
         with self._lock:
             self._queries.pop(query.id, None)
+
+    def owned(self, query: Query, caller: Principal) -> Query:
+        """The query if ``caller`` may see it; otherwise it is as unknown as a query that never ran."""
+        if query.request.user != caller.name and not may_manage_queries(caller, query.warehouse):
+            raise NoSuchQueryError(f"Query not found: {query.id}")
+        return query
 
     def get(self, query_id: str) -> Query:
         with self._lock:
@@ -357,9 +381,15 @@ class QueryService:
         result = query.result  # read once: an old result may be dropped from memory meanwhile
         return result if result is not None else self.history.result(query.warehouse, query.id)
 
-    def list(self, warehouse: str | None, limit: int, after: str | None = None) -> list[dict]:
-        """Newest first: this server's unfinished queries, then the warehouse's history."""
+    def list(self, warehouse: str | None, limit: int, caller: Principal, after: str | None = None) -> list[dict]:
+        """Newest first: this server's unfinished queries, then the warehouse's history (the caller's own,
+        or everyone's for a warehouse admin)."""
         name = self.warehouses.get(warehouse).name
+        if not may_manage_queries(caller, name):
+            return [r for r in self._list(name, limit, after) if r["user"] == caller.name]
+        return self._list(name, limit, after)
+
+    def _list(self, name: str, limit: int, after: str | None) -> list[dict]:
         with self._lock:
             live = [q.record() for q in reversed(self._queries.values()) if q.warehouse == name and not q.state.final]
         records = [] if after else live[:limit]

@@ -3,13 +3,16 @@
 ``WarehouseCatalog`` answers the rewrite's questions (``sql.rewrite.Catalog``) with fresh pointer
 reads -- a query sees every commit acknowledged before it was planned -- and measures what a
 query scans: the bytes of the data and delete files of the snapshots it reads (Athena's "data
-scanned", without credit for the row groups DuckDB skips), cached per snapshot.
+scanned", without credit for the row groups DuckDB skips), cached per snapshot. What is derived
+from a metadata file (snapshot ids, the snapshot log) is cached by its location: metadata files are
+immutable, and the pointer read that names the location is never skipped.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Callable, Generic, TypeVar
 
 from pyiceberg.catalog.noop import NoopCatalog
 from pyiceberg.table import StaticTable
@@ -22,13 +25,36 @@ from tables.tablestore import LoadedTable, TableStore
 from tables.warehouses import Warehouses
 
 
+V = TypeVar("V")
+
+
+class _Cache(Generic[V]):
+    """A thread-safe LRU of values computed from immutable inputs (two threads may both compute one)."""
+
+    def __init__(self, size: int) -> None:
+        self._values: OrderedDict[str, V] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: str, compute: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = compute()
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+        return value
+
+
 class WarehouseCatalog:
     def __init__(self, warehouses: Warehouses, cache_size: int = 4096) -> None:
         self.warehouses = warehouses
         self.default_warehouse = warehouses.default
-        self._snapshot_bytes: OrderedDict[str, int] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._snapshot_bytes: _Cache[int] = _Cache(cache_size)
+        self._infos: _Cache[TableInfo] = _Cache(cache_size)
 
     def is_warehouse(self, name: str) -> bool:
         return name in self.warehouses.stores
@@ -47,11 +73,14 @@ class WarehouseCatalog:
         if loaded is None:
             return None
         metadata = loaded.metadata
-        return TableInfo(
-            metadata_location=loaded.metadata_location,
-            snapshot_ids=frozenset(s.snapshot_id for s in metadata.snapshots),
-            history=tuple((entry.timestamp_ms, entry.snapshot_id) for entry in metadata.snapshot_log),
-            refs={name: ref.snapshot_id for name, ref in metadata.refs.items()},
+        return self._infos.get(
+            loaded.metadata_location,
+            lambda: TableInfo(
+                metadata_location=loaded.metadata_location,
+                snapshot_ids=frozenset(s.snapshot_id for s in metadata.snapshots),
+                history=tuple((entry.timestamp_ms, entry.snapshot_id) for entry in metadata.snapshot_log),
+                refs={name: ref.snapshot_id for name, ref in metadata.refs.items()},
+            ),
         )
 
     def static_table(self, warehouse: str, ident: Identifier, metadata_location: str) -> StaticTable:
@@ -68,18 +97,12 @@ class WarehouseCatalog:
 
     def scanned_bytes(self, scan: Scan) -> int:
         """Bytes of the snapshot's live data and delete files; a snapshot never changes, so cached by it."""
-        key = f"{scan.metadata_location}#{scan.snapshot_id}"
-        with self._lock:
-            if (cached := self._snapshot_bytes.get(key)) is not None:
-                self._snapshot_bytes.move_to_end(key)
-                return cached
+        return self._snapshot_bytes.get(f"{scan.metadata_location}#{scan.snapshot_id}", lambda: self._measure(scan))
+
+    def _measure(self, scan: Scan) -> int:
         table = self.static_table(scan.warehouse, scan.identifier, scan.metadata_location)
         snapshot = table.metadata.snapshot_by_id(scan.snapshot_id) if scan.snapshot_id else table.metadata.current_snapshot()
         total = 0
         for manifest in snapshot.manifests(table.io) if snapshot else []:
             total += sum(e.data_file.file_size_in_bytes for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
-        with self._lock:
-            self._snapshot_bytes[key] = total
-            while len(self._snapshot_bytes) > self._cache_size:
-                self._snapshot_bytes.popitem(last=False)
         return total

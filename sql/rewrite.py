@@ -27,11 +27,17 @@ from sql.errors import SqlRefusedError
 from tables.errors import NoSuchTableError
 from tables.names import Identifier, Namespace
 
+#: Dialects that speak Trino's SQL, and so name result columns as Trino does.
+TRINO_DIALECTS = ("trino", "athena")
 #: Trino's ``"t$name"`` metadata tables, also reachable as Spark's ``t.name``.
 METADATA_TABLES = ("snapshots", "history", "files", "manifests", "partitions", "refs")
 INFORMATION_SCHEMA = ("schemata", "tables", "columns")
-#: Trino's ``system.metadata`` tables that clients query (SHOW CATALOGS, SQLAlchemy's table comments).
-SYSTEM_METADATA = ("catalogs", "table_comments")
+#: Trino's ``system`` tables that clients query: ``metadata`` (SHOW CATALOGS, SQLAlchemy's table
+#: comments) and ``jdbc`` (what the JDBC driver's ``DatabaseMetaData`` selects from).
+SYSTEM_TABLES = {
+    "metadata": ("catalogs", "table_comments"),
+    "jdbc": ("catalogs", "schemas", "tables", "columns", "table_types"),
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,17 @@ class Scan:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """``column = 'value'`` or ``column LIKE 'pattern' [ESCAPE 'c']`` on a catalog, schema or table name."""
+
+    #: ``"catalog"``, ``"schema"`` or ``"table"``, whatever the column is called in the relation.
+    field: str
+    value: str
+    like: bool = False
+    escape: str | None = None
+
+
+@dataclass(frozen=True)
 class Virtual:
     """A relation materialized from the catalog: a metadata table of one table, or information_schema."""
 
@@ -71,9 +88,9 @@ class Virtual:
     kind: str
     identifier: Identifier | None = None
     metadata_location: str | None = None
-    #: ``column = 'value'`` conditions the query puts on it (information_schema), so only what they
-    #: select is read from the catalog; DuckDB still applies the whole WHERE.
-    filters: tuple[tuple[str, str], ...] = ()
+    #: Conditions the query puts on its name columns (information_schema, system.jdbc), so only what
+    #: they select is read from the catalog; DuckDB still applies the whole WHERE.
+    filters: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,8 +102,10 @@ class Plan:
     virtuals: Mapping[str, Virtual] = field(default_factory=dict)
     #: Warehouses whose ATTACHed catalog the statements write to.
     writes: frozenset[str] = frozenset()
-    #: For CREATE TABLE AS: (target, query). The engine creates the table with the query's columns
-    #: before running ``statements`` (the INSERT), and drops it again if that fails.
+    #: The tables the statement writes: ``(warehouse, identifier)``; checked for the caller's grants.
+    targets: tuple[tuple[str, Identifier], ...] = ()
+    #: For CREATE TABLE AS: (target, query). The engine creates the table with the query's columns in
+    #: the same DuckDB transaction as ``statements`` (the INSERT): the catalog sees one creating commit.
     create: tuple[str, str] | None = None
 
 
@@ -108,6 +127,7 @@ class _Rewriter:
         self.scans: list[Scan] = []
         self.virtuals: dict[str, Virtual] = {}
         self.writes: set[str] = set()
+        self.targets: list[tuple[str, Identifier]] = []
 
     def plan(self) -> Plan:
         tree = self.statement.tree.copy()
@@ -122,15 +142,19 @@ class _Rewriter:
             # ``ns.t.col``: the table is now known by its alias only.
             column.set("db", None)
             column.set("catalog", None)
+        if self.statement.dialect in TRINO_DIALECTS and not self.statement.writes:
+            _name_like_trino(tree)
         statements, create = self._statements(tree)
-        return Plan(self.statement, statements, tuple(self.scans), dict(self.virtuals), frozenset(self.writes), create)
+        return Plan(
+            self.statement, statements, tuple(self.scans), dict(self.virtuals), frozenset(self.writes), tuple(self.targets), create
+        )
 
     # -- output ---------------------------------------------------------------------------------
 
     def _statements(self, tree: exp.Expression) -> tuple[tuple[str, ...], tuple[str, str] | None]:
         if isinstance(tree, exp.Create):
             # DuckDB's own CTAS on an attached Iceberg catalog writes its files to a relative path
-            # ("data/…"), so the engine creates the table first and inserts into it.
+            # ("data/…"), so the engine creates the table and inserts into it, in one transaction.
             target, query = _sql(tree.this), _sql(tree.expression)
             return (f"INSERT INTO {target} {query}",), (target, query)
         text = _sql(tree)
@@ -150,6 +174,7 @@ class _Rewriter:
         if isinstance(self.statement.tree, exp.Create) == exists:
             raise _exists(ident) if exists else _missing(ident)
         self.writes.add(warehouse)
+        self.targets.append((warehouse, ident))
         out = exp.Table(
             this=exp.to_identifier(ident.name, quoted=True),
             db=exp.to_identifier(ident.namespace[0], quoted=True),
@@ -163,8 +188,8 @@ class _Rewriter:
         names = _names(table)
         if len(names) in (2, 3) and names[-2].lower() == "information_schema":
             return self._information_schema(table, names)
-        if len(names) == 3 and [n.lower() for n in names[:2]] == ["system", "metadata"] and not self.catalog.is_warehouse(names[0]):
-            return self._system_metadata(table, names[2].lower())
+        if len(names) == 3 and names[0].lower() == "system" and names[1].lower() in SYSTEM_TABLES and not self.catalog.is_warehouse(names[0]):
+            return self._system(table, names[1].lower(), names[2].lower())
         *head, last = names
         if "$" in last:
             base, _, kind = last.rpartition("$")
@@ -200,12 +225,12 @@ class _Rewriter:
             raise SqlRefusedError(f"Unknown catalog {warehouse!r}")
         if kind not in INFORMATION_SCHEMA:
             raise SqlRefusedError(f"information_schema has {', '.join(INFORMATION_SCHEMA)}; not {kind}")
-        return self._virtual(table, Virtual(warehouse, f"information_schema.{kind}", filters=_equalities(table)), names[-1])
+        return self._virtual(table, Virtual(warehouse, f"information_schema.{kind}", filters=_conditions(table)), names[-1])
 
-    def _system_metadata(self, table: exp.Table, kind: str) -> exp.Table:
-        if kind not in SYSTEM_METADATA:
-            raise SqlRefusedError(f"system.metadata has {', '.join(SYSTEM_METADATA)}; not {kind}")
-        return self._virtual(table, Virtual(self.warehouse, f"system.metadata.{kind}"), kind)
+    def _system(self, table: exp.Table, schema: str, kind: str) -> exp.Table:
+        if kind not in SYSTEM_TABLES[schema]:
+            raise SqlRefusedError(f"system.{schema} has {', '.join(SYSTEM_TABLES[schema])}; not {kind}")
+        return self._virtual(table, Virtual(self.warehouse, f"system.{schema}.{kind}", filters=_conditions(table)), kind)
 
     def _virtual(self, table: exp.Table, virtual: Virtual, alias: str) -> exp.Table:
         name = next((n for n, v in self.virtuals.items() if v == virtual), None) or f"__iceshelf_{len(self.virtuals)}"
@@ -310,24 +335,54 @@ def _zone(text: str) -> dt.tzinfo:
     return ZoneInfo(text)
 
 
-#: information_schema columns whose equality conditions narrow what is read from the catalog.
-_FILTERABLE = ("schema_name", "table_schema", "table_name")
+#: Name columns whose conditions narrow what is read from the catalog, by what they name.
+_FILTERABLE = {
+    "catalog_name": "catalog", "table_catalog": "catalog", "table_cat": "catalog",
+    "schema_name": "schema", "table_schema": "schema", "table_schem": "schema",
+    "table_name": "table",
+}  # fmt: skip
 
 
-def _equalities(table: exp.Table) -> tuple[tuple[str, str], ...]:
-    """``column = 'literal'`` conjuncts of the WHERE of the one-table SELECT that reads ``table``."""
+def _conditions(table: exp.Table) -> tuple[Condition, ...]:
+    """``column = 'literal'`` and ``column LIKE 'literal' [ESCAPE 'c']`` conjuncts of the WHERE of the
+    one-table SELECT that reads ``table``."""
     select = table.parent.parent if isinstance(table.parent, exp.From) else None
     if not isinstance(select, exp.Select) or select.args.get("joins") or not select.args.get("where"):
         return ()
+    where = select.args["where"].this
     found = []
-    for condition in select.args["where"].this.flatten() if isinstance(select.args["where"].this, exp.And) else [select.args["where"].this]:
-        if isinstance(condition, exp.EQ):
-            column, value = condition.this, condition.expression
-            if isinstance(value, exp.Column):
-                column, value = value, column
-            if isinstance(column, exp.Column) and column.name.lower() in _FILTERABLE and isinstance(value, exp.Literal) and value.is_string:
-                found.append((column.name.lower(), value.this))
+    for condition in where.flatten() if isinstance(where, exp.And) else [where]:
+        if (parsed := _condition(condition)) is not None:
+            found.append(parsed)
     return tuple(found)
+
+
+def _condition(node: exp.Expression) -> Condition | None:
+    escape = None
+    if isinstance(node, exp.Escape):
+        if not (isinstance(node.expression, exp.Literal) and node.expression.is_string):
+            return None
+        node, escape = node.this, node.expression.this
+    if not isinstance(node, (exp.EQ, exp.Like)) or (escape is not None and not isinstance(node, exp.Like)):
+        return None
+    column, value = node.this, node.expression
+    if isinstance(node, exp.EQ) and isinstance(value, exp.Column):
+        column, value = value, column
+    if not (isinstance(column, exp.Column) and column.name.lower() in _FILTERABLE and isinstance(value, exp.Literal) and value.is_string):
+        return None
+    return Condition(_FILTERABLE[column.name.lower()], value.this, isinstance(node, exp.Like), escape)
+
+
+def _name_like_trino(tree: exp.Expression) -> None:
+    """Trino calls an output column that is neither a column nor aliased ``_col<position>``, where
+    DuckDB would use the expression's text (``count_star()``); clients of Trino's SQL expect the former."""
+    while isinstance(tree, exp.SetOperation):  # the first query of a UNION names the columns
+        tree = tree.this
+    if not isinstance(tree, exp.Select):
+        return
+    for position, expression in enumerate(tree.expressions):
+        if not isinstance(expression, (exp.Alias, exp.Column, exp.Star)):
+            expression.replace(exp.alias_(expression.copy(), f"_col{position}", quoted=True))
 
 
 def _names(table: exp.Table) -> list[str]:

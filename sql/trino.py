@@ -9,15 +9,22 @@ are read in the Trino dialect. Errors travel as Trino does: HTTP 200 with a FAIL
 
 from __future__ import annotations
 
+import re
 import time
 
+import sqlglot
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
-from sql.errors import NoSuchQueryError
+from sql.authorize import caller, may_see
+from sql.errors import NoSuchQueryError, SqlRefusedError
+from sql.history import new_query_id
 from sql.queries import Query, QueryRequest, QueryService, State
 from sql.types import columns_json, rows_json
+from tables.errors import BadRequestError, NoSuchNamespaceError, NoSuchWarehouseError
 
 router = APIRouter(tags=["trino"])
 
@@ -32,6 +39,7 @@ _ERRORS = {
     "NoSuchTableError": ("TABLE_NOT_FOUND", 46, "USER_ERROR"),
     "NoSuchNamespaceError": ("SCHEMA_NOT_FOUND", 45, "USER_ERROR"),
     "NoSuchWarehouseError": ("CATALOG_NOT_FOUND", 44, "USER_ERROR"),
+    "ForbiddenError": ("PERMISSION_DENIED", 4, "USER_ERROR"),
     "QueryCancelledError": ("USER_CANCELED", 3, "USER_ERROR"),
     "QueryFailedError": ("GENERIC_USER_ERROR", 0, "USER_ERROR"),
     "QueryTimeoutError": ("EXCEEDED_TIME_LIMIT", 131075, "INSUFFICIENT_RESOURCES"),
@@ -68,41 +76,85 @@ async def submit_statement(request: Request) -> JSONResponse:
         warehouse=headers.get("x-trino-catalog"),
         user=headers.get("x-trino-user"),
     )
-    query = await run_in_threadpool(_service(request).submit, query_request)
-    return JSONResponse(await run_in_threadpool(_body, request, query, 0))
+    if _USE.match(query_request.sql):
+        return await run_in_threadpool(_use, request, query_request)
+    query = await run_in_threadpool(_service(request).submit, query_request, caller(request))
+    return JSONResponse(await _body(request, query, 0))
+
+
+_USE = re.compile(r"\s*USE\s", re.I)
+
+
+def _use(request: Request, query_request: QueryRequest) -> JSONResponse:
+    """``USE [catalog.]schema``: a session change, which Trino answers with ``X-Trino-Set-Catalog`` and
+    ``X-Trino-Set-Schema`` headers that clients (the CLI, JDBC, the Python client) apply to later
+    statements. Checked here against the catalog; no query runs and none is recorded."""
+    service = _service(request)
+    query = Query(new_query_id(), query_request, query_request.warehouse or service.warehouses.default, update_type="USE")
+    query.started_at, changes = query.submitted_at, {}
+    try:
+        statement = sqlglot.parse_one(query_request.sql, read="trino")
+        if not isinstance(statement, exp.Use) or not isinstance(statement.this, exp.Table) or len(statement.this.parts) > 2:
+            raise SqlRefusedError("USE takes a schema or catalog.schema")
+        *catalog, schema = [part.name for part in statement.this.parts]
+        warehouse = catalog[0] if catalog else query_request.warehouse
+        if warehouse is None:
+            raise SqlRefusedError("USE needs a catalog: write USE catalog.schema, or set the session catalog (X-Trino-Catalog)")
+        namespace = tuple(schema.split("."))
+        if not (service.warehouses.get(warehouse).namespaces.exists(namespace) and may_see(caller(request), warehouse, namespace)):
+            raise NoSuchNamespaceError(f"Schema does not exist: {warehouse}.{schema}")
+        changes = {"X-Trino-Set-Catalog": warehouse} if catalog else {}
+        changes["X-Trino-Set-Schema"] = schema
+        query.state = State.SUCCEEDED
+    except (SqlglotError, SqlRefusedError, BadRequestError, NoSuchWarehouseError, NoSuchNamespaceError) as err:
+        query.fail(SqlRefusedError(f"Syntax error: {err}") if isinstance(err, SqlglotError) else err)
+    query.finished_at = time.time()
+    body = _head(request, query)
+    if query.state is State.SUCCEEDED:
+        body["updateType"] = "USE"
+    else:
+        body["error"] = _error(query)
+    return JSONResponse(body, headers=changes)
 
 
 @router.get("/v1/statement/{phase}/{query_id}/{token}", operation_id="trinoStatementNext")
 async def next_page(phase: str, query_id: str, token: int, request: Request) -> JSONResponse:
-    service = _service(request)
-    query = await service.wait(await run_in_threadpool(_get, service, query_id), _POLL_WAIT_S)
-    return JSONResponse(await run_in_threadpool(_body, request, query, token))
+    """A query and its result in memory are answered on the event loop: no thread hand-off per page."""
+    query = await _service(request).wait(await _find(request, query_id), _POLL_WAIT_S)
+    return JSONResponse(await _body(request, query, token))
 
 
 @router.delete("/v1/statement/{phase}/{query_id}/{token}", operation_id="trinoCancelStatement")
-def cancel_statement(phase: str, query_id: str, token: int, request: Request) -> Response:
-    _get(_service(request), query_id)
-    _service(request).cancel(query_id)
+async def cancel_statement(phase: str, query_id: str, token: int, request: Request) -> Response:
+    await _find(request, query_id)
+    await run_in_threadpool(_service(request).cancel, query_id)
     return Response(status_code=204)
 
 
-def _get(service: QueryService, query_id: str) -> Query:
+async def _find(request: Request, query_id: str) -> Query:
+    """The caller's query, from memory without a thread hop; a 404 (not a Trino error) if there is none."""
+    service = _service(request)
     try:
-        return service.get(query_id)
+        return service.owned(await service.find(query_id), caller(request))
     except NoSuchQueryError:
         raise HTTPException(404, f"Query not found: {query_id}") from None
 
 
-def _body(request: Request, query: Query, token: int) -> dict:
+def _head(request: Request, query: Query) -> dict:
     base = str(request.base_url).rstrip("/")
-    body: dict = {"id": query.id, "infoUri": f"{base}/v1/sql/queries/{query.id}", "stats": _stats(query), "warnings": []}
+    return {"id": query.id, "infoUri": f"{base}/v1/sql/queries/{query.id}", "stats": _stats(query), "warnings": []}
+
+
+async def _body(request: Request, query: Query, token: int) -> dict:
+    base = str(request.base_url).rstrip("/")
+    body = _head(request, query)
     if not query.state.final:
         body["nextUri"] = f"{base}/v1/statement/executing/{query.id}/{token}"
         return body
     if query.state is not State.SUCCEEDED:
         body["error"] = _error(query)
         return body
-    table = _service(request).result(query)
+    table = await _service(request).result_of(query)
     body["columns"] = columns_json(table.schema)
     if query.update_type is not None:
         body["updateType"], body["updateCount"] = query.update_type, query.update_count

@@ -97,6 +97,48 @@ def trino_type(t: pa.DataType) -> TrinoType:
     return _UNBOUNDED_VARCHAR
 
 
+#: ``java.sql.Types`` codes of Trino's types, as its ``system.jdbc.columns`` reports them; others are JAVA_OBJECT.
+_JDBC_TYPES = {
+    "boolean": 16, "bigint": -5, "integer": 4, "smallint": 5, "tinyint": -6, "real": 7, "double": 8, "decimal": 3,
+    "varchar": 12, "char": 1, "varbinary": -3, "date": 91, "time": 92, "time with time zone": 2013,
+    "timestamp": 93, "timestamp with time zone": 2014, "array": 2003,
+}  # fmt: skip
+_JAVA_OBJECT = 2000
+_MAX_INT = 2147483647
+#: Fixed display sizes of Trino's ``system.jdbc.columns`` (digits of the largest value, IEEE mantissa bits, days as a date).
+_FIXED_SIZES = {"bigint": 19, "integer": 10, "smallint": 5, "tinyint": 3, "real": 24, "double": 53, "date": 14, "varbinary": _MAX_INT}
+#: Length of the longest time zone name (``America/Argentina/ComodRivadavia``), part of a zoned timestamp's size.
+_MAX_ZONE_LENGTH = 32
+
+
+def jdbc_column(t: TrinoType) -> dict:
+    """The JDBC ``DatabaseMetaData.getColumns`` figures of a Trino type, computed as Trino computes them."""
+    raw = t.signature["rawType"]
+    longs = [argument["value"] for argument in t.signature["arguments"] if argument["kind"] == "LONG"]
+    size, digits = _FIXED_SIZES.get(raw), None
+    if raw == "decimal":
+        size, digits = longs[0], longs[1]
+    elif raw in ("varchar", "char"):
+        size = longs[0] if longs else _MAX_INT
+    elif raw.startswith(("time", "timestamp")):
+        digits = longs[0]
+        fraction = min(digits, 1) + digits
+        size = {
+            "time": 8 + fraction,
+            "time with time zone": 8 + fraction + 6,
+            "timestamp": 1 + 5 + 15 + fraction,
+            "timestamp with time zone": 1 + 6 + 15 + fraction + 1 + _MAX_ZONE_LENGTH,
+        }[raw]
+    return {
+        "data_type": _JDBC_TYPES.get(raw, _JAVA_OBJECT),
+        "type_name": t.name,
+        "column_size": size,
+        "decimal_digits": digits,
+        "num_prec_radix": 10 if raw in ("bigint", "integer", "smallint", "tinyint", "decimal") else 2 if raw in ("real", "double") else None,
+        "char_octet_length": size if raw in ("varchar", "char", "varbinary") else None,
+    }
+
+
 def _quote_field(name: str) -> str:
     return name if name.isidentifier() else '"' + name.replace('"', '""') + '"'
 

@@ -29,6 +29,14 @@ class UnprocessableEntityError(ValueError):
     """Well-formed but contradictory, e.g. the same namespace property both set and removed."""
 
 
+class NotAuthorizedError(Exception):
+    """No credentials, or credentials that prove nothing (bad secret, expired or tampered token)."""
+
+
+class ForbiddenError(Exception):
+    """The caller is known, but no grant lets it do this here."""
+
+
 class NoSuchWarehouseError(LookupError):
     """The request names a warehouse this server does not hold."""
 
@@ -37,12 +45,14 @@ __all__ = [
     "BadRequestError",
     "CommitFailedException",
     "CommitStateUnknownException",
+    "ForbiddenError",
     "NamespaceAlreadyExistsError",
     "NamespaceNotEmptyError",
     "NoSuchNamespaceError",
     "NoSuchTableError",
     "NoSuchViewError",
     "NoSuchWarehouseError",
+    "NotAuthorizedError",
     "TableAlreadyExistsError",
     "UnprocessableEntityError",
     "ValidationError",

@@ -105,6 +105,72 @@ class MaintenanceSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Authentication and authorization (``tables/access/``).
+
+    ``mode`` ``auto`` turns auth on whenever the server listens beyond loopback: a service anyone on
+    the network can write to is never the default. On loopback it runs open and says so at start.
+    ``cache_s`` bounds how long a revoked grant or deleted principal keeps working on a replica.
+    """
+
+    mode: str = "auto"
+    token_ttl_s: float = 3600.0
+    signing_key: str | None = field(default=None, repr=False)
+    cache_s: float = 5.0
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_claim: str = "sub"
+    #: The credential Iceshelf's own client commands (``iceshelf sql``) present to a server.
+    client_token: str | None = field(default=None, repr=False)
+
+    def enabled_for(self, host: str) -> bool:
+        if self.mode not in ("auto", "on", "off"):
+            raise ValueError(f"auth mode must be auto, on or off, not {self.mode!r}")
+        if self.mode != "auto":
+            return self.mode == "on"
+        return not (host in ("localhost", "::1") or host.startswith("127."))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "AuthSettings":
+        base = cls()
+        return cls(
+            mode=env.get("ICESHELF_AUTH", base.mode).strip().lower(),
+            token_ttl_s=float(env.get("ICESHELF_TOKEN_TTL", base.token_ttl_s)),
+            signing_key=env.get("ICESHELF_SIGNING_KEY") or None,
+            cache_s=float(env.get("ICESHELF_AUTH_CACHE", base.cache_s)),
+            oidc_issuer=env.get("ICESHELF_OIDC_ISSUER") or None,
+            oidc_audience=env.get("ICESHELF_OIDC_AUDIENCE") or None,
+            oidc_jwks_url=env.get("ICESHELF_OIDC_JWKS_URL") or None,
+            oidc_claim=env.get("ICESHELF_OIDC_CLAIM", base.oidc_claim),
+            client_token=env.get("ICESHELF_TOKEN") or None,
+        )
+
+
+@dataclass(frozen=True)
+class CredentialSettings:
+    """Storage credentials vended to clients (``tables/credentials.py``) for S3 warehouses.
+
+    Vending is off until ``role_arn`` names a role the server's own S3 key may assume; each
+    client then gets that role's session narrowed by a session policy to one table's prefix.
+    ``sts_endpoint`` defaults to the S3 endpoint: SeaweedFS and MinIO serve STS on the S3 port.
+    """
+
+    role_arn: str | None = None
+    duration_s: int = 3600
+    sts_endpoint: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "CredentialSettings":
+        base = cls()
+        return cls(
+            role_arn=env.get("ICESHELF_STS_ROLE_ARN") or None,
+            duration_s=int(env.get("ICESHELF_STS_DURATION", base.duration_s)),
+            sts_endpoint=env.get("ICESHELF_STS_ENDPOINT") or env.get("AWS_ENDPOINT_URL_STS") or None,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     #: Warehouse name -> location (a directory or ``s3://bucket[/prefix]``).
     warehouses: dict[str, str] = field(default_factory=lambda: {DEFAULT_WAREHOUSE: "./warehouse"})
@@ -119,6 +185,12 @@ class Settings:
     log_level: str = "info"
     sql: SqlSettings = field(default_factory=SqlSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    credentials: CredentialSettings = field(default_factory=CredentialSettings)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth.enabled_for(self.host)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -126,6 +198,8 @@ class Settings:
         base = cls(s3=S3Settings.from_env(env))
         base = replace(base, sql=SqlSettings.from_env(env))
         base = replace(base, maintenance=MaintenanceSettings.from_env(env))
+        base = replace(base, auth=AuthSettings.from_env(env))
+        base = replace(base, credentials=CredentialSettings.from_env(env))
         if "ICESHELF_WAREHOUSE" in env:
             base = replace(base, warehouses=parse_warehouses(env["ICESHELF_WAREHOUSE"]))
         if "ICESHELF_HOST" in env:

@@ -154,11 +154,31 @@ def test_writes_commit_through_the_catalog(catalog_env: CatalogEnv, namespace: s
     assert [f.name for f in big.schema().fields] == ["id", "amount"]
     assert sorted(big.scan().to_arrow().column("id").to_pylist()) == [40, 41, 42, 43, 44, 100, 101]
     assert len(big.metadata.snapshots) == 2  # one commit per statement, each a new metadata version
-    assert len(big.metadata.metadata_log) >= 2
+    # the CTAS was one creating commit: the table's first metadata version already held its data
+    first = big.snapshot_by_id(big.metadata.snapshots[0].snapshot_id)
+    assert len(big.metadata.metadata_log) == 1 and first.summary["added-records"] == "5"
 
     with pytest.raises(SqlError) as exists:
         sql.start(f"CREATE TABLE {namespace}.big AS SELECT 1 AS id")
     assert exists.value.status == 400 and "already exists" in exists.value.message
+
+
+def test_a_failed_ctas_leaves_no_table(catalog_env: CatalogEnv, namespace: str, sql: SqlClient, events) -> None:
+    catalog = catalog_env.catalog()
+    failed = sql.run(f"CREATE TABLE {namespace}.broken AS SELECT id, CAST('x' || id AS INTEGER) AS n FROM events")
+    assert failed["state"] == "FAILED" and "Could not convert" in failed["error"]["message"]
+    slow = sql.start(f"CREATE TABLE {namespace}.slow AS {LONG_QUERY}", timeout_seconds=3)["query_id"]
+    while sql.http.get(f"/v1/sql/queries/{slow}").json()["state"] == "QUEUED":
+        time.sleep(0.05)
+    time.sleep(1)  # well into the INSERT: the table is created (staged) and being filled, yet no one sees it
+    assert not catalog.table_exists(f"{namespace}.slow")
+    timed_out = sql.wait(slow)
+    assert timed_out["state"] == "FAILED" and timed_out["error"]["type"] == "QueryTimeoutError"
+    assert not catalog.table_exists(f"{namespace}.broken") and not catalog.table_exists(f"{namespace}.slow")
+    assert catalog.list_tables(namespace) == [(namespace, "events")]
+    # nothing half-created is in the way of the same name
+    assert sql.run(f"CREATE TABLE {namespace}.broken AS SELECT id FROM events WHERE id < 3")["update_count"] == 3
+    assert sorted(catalog.load_table(f"{namespace}.broken").scan().to_arrow().column("id").to_pylist()) == [0, 1, 2]
 
 
 @pytest.mark.parametrize(

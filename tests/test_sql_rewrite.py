@@ -12,7 +12,7 @@ import pytest
 from sql.check import check
 from sql.errors import SqlRefusedError
 from sql.history import new_query_id
-from sql.rewrite import Plan, TableInfo, Virtual, rewrite
+from sql.rewrite import Condition, Plan, TableInfo, Virtual, rewrite
 from sql.types import rows_json, trino_type
 from tables.errors import NoSuchTableError
 from tables.names import Identifier
@@ -67,7 +67,10 @@ REWRITES = [
     ("duckdb", "SELECT * FROM t AT (VERSION => 11)", f"SELECT * FROM {scan(T, snapshot=11)}"),
     ("duckdb", "SELECT * FROM t AT (TIMESTAMP => TIMESTAMP '2023-11-14 22:13:21')", f"SELECT * FROM {scan(T, snapshot=11)}"),
     # dialects transpiled
-    ("trino", "SELECT approx_distinct(x), date_add('day', 1, d) FROM t", f"SELECT APPROX_COUNT_DISTINCT(x), d + INTERVAL 1 DAY FROM {scan(T)}"),
+    ("trino", "SELECT approx_distinct(x), date_add('day', 1, d) FROM t", f'SELECT APPROX_COUNT_DISTINCT(x) AS "_col0", d + INTERVAL 1 DAY AS "_col1" FROM {scan(T)}'),
+    # Trino's names for unnamed result columns
+    ("trino", "SELECT x, t.y, count(*), 1 AS one FROM t GROUP BY 1, 2 UNION SELECT 1, 2, 3, 4", f'SELECT x, t.y, COUNT(*) AS "_col2", 1 AS one FROM {scan(T)} GROUP BY 1, 2 UNION SELECT 1, 2, 3, 4'),
+    ("duckdb", "SELECT count(*) FROM t", f"SELECT COUNT(*) FROM {scan(T)}"),
     ("spark", "SELECT `x` FROM ns.t LIMIT 1", f"SELECT \"x\" FROM {scan(T)} LIMIT 1"),
     # parameters as the trino client sends them
     ("trino", "EXECUTE IMMEDIATE 'SELECT * FROM t WHERE k = ? AND n > ?' USING 'it''s', 3", f"SELECT * FROM {scan(T)} WHERE k = 'it''s' AND n > 3"),
@@ -95,6 +98,8 @@ VIRTUALS = [
     ("duckdb", 'SELECT * FROM a.b."t$partitions"', Virtual("main", "partitions", Identifier(("a", "b"), "t"), NESTED), '"t$partitions"'),
     ("trino", "SELECT * FROM information_schema.columns", Virtual("main", "information_schema.columns"), '"columns"'),
     ("trino", "SELECT * FROM wh2.information_schema.tables", Virtual("wh2", "information_schema.tables"), '"tables"'),
+    ("trino", "SELECT * FROM system.jdbc.columns", Virtual("main", "system.jdbc.columns"), '"columns"'),
+    ("trino", "SELECT * FROM system.metadata.catalogs", Virtual("main", "system.metadata.catalogs"), '"catalogs"'),
 ]
 
 
@@ -122,13 +127,18 @@ def test_show_statements_read_information_schema(sql: str, expected: str, kind: 
 
 
 FILTERS = [
-    ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'ns' AND table_type = 'BASE TABLE'", (("table_schema", "ns"),)),
-    ('SELECT * FROM "information_schema"."columns" WHERE "table_schema" = \'a.b\' AND \'t\' = "table_name"', (("table_schema", "a.b"), ("table_name", "t"))),
-    ("SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'ns'", (("schema_name", "ns"),)),
+    ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'ns' AND table_type = 'BASE TABLE'", (Condition("schema", "ns"),)),
+    ('SELECT * FROM "information_schema"."columns" WHERE "table_schema" = \'a.b\' AND \'t\' = "table_name"', (Condition("schema", "a.b"), Condition("table", "t"))),
+    ("SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'ns'", (Condition("schema", "ns"),)),
     ("SELECT * FROM information_schema.tables WHERE table_schema = 'ns' OR table_name = 'x'", ()),
     ("SELECT * FROM information_schema.tables AS x JOIN information_schema.columns AS c USING (table_name) WHERE table_schema = 'ns'", ()),
-    ("SELECT * FROM information_schema.tables WHERE table_schema LIKE 'n%'", ()),
-]
+    ("SELECT * FROM information_schema.tables WHERE table_schema LIKE 'n%'", (Condition("schema", "n%", like=True),)),
+    # what the Trino JDBC driver's DatabaseMetaData.getColumns sends
+    ("SELECT TABLE_CAT, COLUMN_NAME FROM system.jdbc.columns WHERE TABLE_CAT = 'main' AND TABLE_SCHEM LIKE 'n\\_s' ESCAPE '\\' "
+     "AND TABLE_NAME LIKE '%' ESCAPE '\\' ORDER BY TABLE_CAT, ORDINAL_POSITION",
+     (Condition("catalog", "main"), Condition("schema", "n\\_s", like=True, escape="\\"), Condition("table", "%", like=True, escape="\\"))),
+    ("SELECT * FROM system.jdbc.tables WHERE TABLE_TYPE IN ('TABLE') AND upper(TABLE_NAME) = 'T'", ()),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("sql, filters", FILTERS, ids=[s[:70] for s, _ in FILTERS])

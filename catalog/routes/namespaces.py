@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from catalog import auth
 from catalog.deps import NAMESPACE_SEPARATOR, namespace_param, warehouse
 from catalog.models import CreateNamespaceRequest, UpdateNamespacePropertiesRequest
 from catalog.paging import page
+from tables.access import Level, Resource
 from tables.errors import NoSuchNamespaceError
 
 router = APIRouter(prefix="/v1/{prefix}/namespaces", tags=["namespaces"])
@@ -23,7 +25,8 @@ def list_namespaces(
 ) -> JSONResponse:
     store = warehouse(request, prefix)
     parent_ns = namespace_param(parent) if parent else ()
-    names, token = page(store.namespaces.list(parent_ns), NAMESPACE_SEPARATOR.join, page_token, page_size)
+    visible = auth.visible_namespaces(request, store.name, store.namespaces.list(parent_ns))
+    names, token = page(visible, NAMESPACE_SEPARATOR.join, page_token, page_size)
     body: dict = {"namespaces": [list(ns) for ns in names]}
     if token:
         body["next-page-token"] = token
@@ -32,7 +35,9 @@ def list_namespaces(
 
 @router.post("", operation_id="createNamespace")
 def create_namespace(request: Request, prefix: str, body: CreateNamespaceRequest) -> JSONResponse:
-    properties = warehouse(request, prefix).namespaces.create(tuple(body.namespace), body.properties)
+    store = warehouse(request, prefix)
+    auth.require(request, Level.WRITE, Resource(store.name, tuple(body.namespace)).parent)
+    properties = store.namespaces.create(tuple(body.namespace), body.properties)
     return JSONResponse({"namespace": body.namespace, "properties": properties})
 
 

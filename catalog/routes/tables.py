@@ -7,6 +7,8 @@ import logging
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from catalog import auth
+from catalog.delegation import table_access, vended_access
 from catalog.deps import identifier_param, namespace_param, warehouse
 from catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
 from catalog.models import (
@@ -37,7 +39,9 @@ def list_tables(
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
     ns = namespace_param(namespace)
-    return identifiers_response(ns, warehouse(request, prefix).list_tables(ns), page_token, page_size)
+    store = warehouse(request, prefix)
+    names = auth.readable_names(request, store.name, ns, store.list_tables(ns))
+    return identifiers_response(ns, names, page_token, page_size)
 
 
 @router.post("/namespaces/{namespace}/tables", operation_id="createTable")
@@ -50,9 +54,10 @@ def create_table(request: Request, prefix: str, namespace: str, body: CreateTabl
     )
     if body.stage_create:
         staged = serialize_metadata(store.stage_table(ident, metadata))
-        return Response(b'{"metadata":' + staged + b',"config":{}}', media_type="application/json")
+        access = table_access(request, store, ident, metadata.location)
+        return Response(b'{"metadata":' + staged + b"," + access.json_fields() + b"}", media_type="application/json")
     loaded = store.create_table(ident, metadata)
-    return load_table_response(request, store, loaded)
+    return load_table_response(request, store, loaded, access=table_access(request, store, ident, loaded.metadata.location))
 
 
 @router.get("/namespaces/{namespace}/tables/{table}", operation_id="loadTable")
@@ -60,7 +65,9 @@ def load_table(request: Request, prefix: str, namespace: str, table: str, snapsh
     if snapshots not in ("all", "refs"):
         raise BadRequestError(f"snapshots must be 'all' or 'refs', not {snapshots!r}")
     store = warehouse(request, prefix)
-    return load_table_response(request, store, store.load_table(identifier_param(namespace, table)), snapshots)
+    loaded = store.load_table(identifier_param(namespace, table))
+    access = table_access(request, store, loaded.identifier, loaded.metadata.location)
+    return load_table_response(request, store, loaded, snapshots, access)
 
 
 @router.head("/namespaces/{namespace}/tables/{table}", operation_id="tableExists")
@@ -98,14 +105,16 @@ def register_table(request: Request, prefix: str, namespace: str, body: Register
     store = warehouse(request, prefix)
     ident = Identifier(namespace_param(namespace), check_name(body.name, "table name"))
     loaded = store.register_table(ident, body.metadata_location, body.overwrite)
-    return load_table_response(request, store, loaded)
+    return load_table_response(request, store, loaded, access=table_access(request, store, ident, loaded.metadata.location))
 
 
 @router.post("/tables/rename", operation_id="renameTable", status_code=204)
 def rename_table(request: Request, prefix: str, body: RenameTableRequest) -> Response:
     source = check_identifier(tuple(body.source.namespace), body.source.name)
     destination = check_identifier(tuple(body.destination.namespace), body.destination.name)
-    warehouse(request, prefix).rename_table(source, destination)
+    store = warehouse(request, prefix)
+    auth.require_move(request, store.name, source, destination)
+    store.rename_table(source, destination)
     return Response(status_code=204)
 
 
@@ -120,9 +129,11 @@ def report_metrics(request: Request, prefix: str, namespace: str, table: str, bo
 
 @router.get("/namespaces/{namespace}/tables/{table}/credentials", operation_id="loadCredentials")
 def load_credentials(request: Request, prefix: str, namespace: str, table: str) -> JSONResponse:
+    """Vends whenever vending is configured: asking for credentials is what this endpoint is for."""
     store = warehouse(request, prefix)
-    store.load_table(identifier_param(namespace, table))  # 404 for a missing table
-    return JSONResponse({"storage-credentials": []})
+    loaded = store.load_table(identifier_param(namespace, table))  # 404 for a missing table
+    access = vended_access(request, store, loaded.identifier, loaded.metadata.location)
+    return JSONResponse({"storage-credentials": access.credentials}, headers=access.cache_headers())
 
 
 def _commit_response(loaded: LoadedTable) -> Response:

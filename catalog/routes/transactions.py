@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from catalog import auth
 from catalog.deps import warehouse
 from catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
 from catalog.models import CommitTransactionRequest
+from tables.access import Level, Resource
 from tables.commit import TableChange
 from tables.errors import BadRequestError
 from tables.names import check_identifier
@@ -16,11 +18,13 @@ router = APIRouter(prefix="/v1/{prefix}", tags=["transactions"])
 
 @router.post("/transactions/commit", operation_id="commitTransaction", status_code=204)
 def commit_transaction(request: Request, prefix: str, body: CommitTransactionRequest) -> Response:
+    store = warehouse(request, prefix)
     changes = []
     for change in body.table_changes:
         if change.identifier is None:
             raise BadRequestError("Every table change of a transaction needs an identifier")
         ident = check_identifier(tuple(change.identifier.namespace), change.identifier.name)
+        auth.require(request, Level.WRITE, Resource.of_table(store.name, ident))
         changes.append(TableChange(ident, change.requirements, change.updates, request.headers.get(IDEMPOTENCY_HEADER)))
-    warehouse(request, prefix).commit_transaction(changes)
+    store.commit_transaction(changes)
     return Response(status_code=204)

@@ -13,6 +13,7 @@ from pydantic import Field
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewVersion
 
+from catalog import auth
 from catalog.deps import identifier_param, namespace_param, warehouse
 from catalog.models import (
     RegisterViewRequest,
@@ -69,7 +70,9 @@ def list_views(
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
     ns = namespace_param(namespace)
-    return identifiers_response(ns, warehouse(request, prefix).views.list_views(ns), page_token, page_size)
+    store = warehouse(request, prefix)
+    names = auth.readable_names(request, store.name, ns, store.views.list_views(ns))
+    return identifiers_response(ns, names, page_token, page_size)
 
 
 @router.post("/namespaces/{namespace}/views", operation_id="createView")
@@ -111,7 +114,9 @@ def view_exists(request: Request, prefix: str, namespace: str, view: str) -> Res
 def rename_view(request: Request, prefix: str, body: RenameTableRequest) -> Response:
     source = check_identifier(tuple(body.source.namespace), body.source.name, "view name")
     destination = check_identifier(tuple(body.destination.namespace), body.destination.name, "view name")
-    warehouse(request, prefix).views.rename_view(source, destination)
+    store = warehouse(request, prefix)
+    auth.require_move(request, store.name, source, destination)
+    store.views.rename_view(source, destination)
     return Response(status_code=204)
 
 

@@ -55,7 +55,7 @@ def start_iceshelf(warehouse: str, log_dir: Path, env: dict[str, str] | None = N
         if process.poll() is not None:
             raise RuntimeError(f"iceshelf exited with {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/v1/config", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}/v1/config", timeout=2).status_code in (200, 401):  # 401: up, with auth on
                 return server
         except httpx.HTTPError:
             pass

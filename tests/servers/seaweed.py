@@ -246,8 +246,13 @@ def _wait_ready(server: SeaweedServer, deadline: float) -> None:
     raise RuntimeError(f"SeaweedFS at {server.endpoint_url} not ready in time (last error: {last!r}); log:\n{server.log()[-8000:]}")
 
 
-def launch_seaweed(directory: Path | str, *, iceberg: bool = False, timeout: float = _START_TIMEOUT_S) -> SeaweedServer:
-    """Start ``weed mini`` in ``directory`` and wait for it; the caller must ``stop()`` it."""
+def launch_seaweed(
+    directory: Path | str, *, iceberg: bool = False, iam_config: dict | None = None, timeout: float = _START_TIMEOUT_S
+) -> SeaweedServer:
+    """Start ``weed mini`` in ``directory`` and wait for it; the caller must ``stop()`` it.
+
+    ``iam_config`` is SeaweedFS's advanced IAM configuration (``-s3.iam.config``: STS, roles, policies).
+    """
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "s3.json"
@@ -282,6 +287,9 @@ def launch_seaweed(directory: Path | str, *, iceberg: bool = False, timeout: flo
         "-s3.autoCreateBucket=false",
     ]
     # Keep the unix sockets with the data (default: /tmp/seaweedfs-*-PORT.sock, left behind).
+    if iam_config is not None:
+        (directory / "iam.json").write_text(json.dumps(iam_config, indent=2))
+        args.append(f"-s3.iam.config={directory / 'iam.json'}")
     if len(str(directory / "filer.sock")) < 100:
         args += [f"-filer.localSocket={directory / 'filer.sock'}", f"-s3.localSocket={directory / 's3.sock'}"]
     with open(log_path, "ab") as log:
@@ -316,10 +324,12 @@ def launch_seaweed(directory: Path | str, *, iceberg: bool = False, timeout: flo
 
 
 @contextmanager
-def start_seaweed(tmpdir: Path | str, iceberg: bool = False, timeout: float = _START_TIMEOUT_S) -> Iterator[SeaweedServer]:
+def start_seaweed(
+    tmpdir: Path | str, iceberg: bool = False, timeout: float = _START_TIMEOUT_S, iam_config: dict | None = None
+) -> Iterator[SeaweedServer]:
     """``with start_seaweed(dir) as server:`` a running SeaweedFS, stopped on exit."""
     with ExitStack() as stack:
-        server = launch_seaweed(tmpdir, iceberg=iceberg, timeout=timeout)
+        server = launch_seaweed(tmpdir, iceberg=iceberg, iam_config=iam_config, timeout=timeout)
         stack.callback(server.stop)
         yield server
 
