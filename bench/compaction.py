@@ -15,13 +15,23 @@
     ``before``  the table as written;
     ``after``   a clone of it, compacted once.
     Ratio ``before_over_after_p50``; goal >= 15.
+    ``after_job`` a clone compacted as the ``icebergCompaction`` job and ``iceshelf compact`` do
+                it: the same compaction, then the manifest step, which drops the manifest
+                recording the compaction's removals (on a table nobody writes to after, nothing
+                else would).
+    Ratio ``before_over_after_job_p50``.
+    Where the time goes: ``before_files`` and ``after_files`` run the same GROUP BY straight over
+    the tables' data files (``read_parquet``: no catalog, no Iceberg metadata), so ``after`` minus
+    ``after_files`` is what the catalog round trip and the metadata reads cost.
 
 Systems take turns in ``rounds`` rounds (rotating who goes first), as in ``bench.catalog``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import time
 import uuid
 from contextlib import ExitStack
@@ -33,7 +43,7 @@ import duckdb
 import pyarrow as pa
 
 from bench.catalog import Results, interleaved_latency, summarize
-from bench.report import envelope, run_in_tempdir
+from bench.report import envelope, print_report, run_in_tempdir
 from tables.settings import S3Settings
 
 NAMESPACE = "compactbench"
@@ -124,6 +134,19 @@ def write_table(wh: Warehouse, name: str, files: int, total_bytes: int, seed: in
     }
 
 
+def run_compaction_job(wh: Warehouse, name: str) -> None:
+    """What the ``icebergCompaction`` job (and ``iceshelf compact``) does to a table: compact, then its manifest step."""
+    from compaction.compact import CompactionOptions
+    from compaction.compaction_job import run_compaction
+    from tables.names import Identifier
+
+    tables = wh.tables()
+    try:
+        run_compaction(tables, Identifier((NAMESPACE,), name), CompactionOptions())
+    finally:
+        tables.store.close()
+
+
 def clone(wh: Warehouse, metadata_location: str, name: str) -> str:
     wh.catalog().register_table(f"{NAMESPACE}.{name}", metadata_location)
     return name
@@ -161,10 +184,19 @@ def copy_op(wh: Warehouse, files: list[str], out_root: str, threads: int, memory
 
 
 def query_op(wh: Warehouse, table: str):
+    return _group_by_op(wh, f"lake.{NAMESPACE}.{table}", attach=True)
+
+
+def files_op(wh: Warehouse, files: list[str]):
+    """The GROUP BY over the data files alone: what is left without the catalog and the metadata."""
+    return _group_by_op(wh, f"read_parquet([{', '.join(repr(_duck_path(f)) for f in files)}])", attach=False)
+
+
+def _group_by_op(wh: Warehouse, table: str, attach: bool):
     """A cold read each time, as a new engine would do it: DuckDB's file cache is off."""
-    con = wh.duckdb()
+    con = wh.duckdb(attach=attach)
     con.execute("SET enable_external_file_cache = false")
-    sql = GROUP_BY.format(table=f"lake.{NAMESPACE}.{table}")
+    sql = GROUP_BY.format(table=table)
 
     def op() -> None:
         if not con.execute(sql).fetchall():
@@ -188,8 +220,16 @@ def add_figures(benchmarks: dict, input_bytes: dict[str, int]) -> None:
                 "compact_over_copy": round(section["iceshelf_compact"]["mb_per_s"] / section["duckdb_copy"]["mb_per_s"], 3)
             }
         group_by = benchmarks.get(f"group_by_{kind}", {})
-        if "before" in group_by and "after" in group_by:
-            group_by["ratios"] = {"before_over_after_p50": round(group_by["before"]["p50_ms"] / group_by["after"]["p50_ms"], 2)}
+        ratios = {}
+        for name, over, under in (
+            ("before_over_after_p50", "before", "after"),
+            ("before_over_after_job_p50", "before", "after_job"),
+            ("files_only_before_over_after_p50", "before_files", "after_files"),
+        ):
+            if over in group_by and under in group_by:
+                ratios[name] = round(group_by[over]["p50_ms"] / group_by[under]["p50_ms"], 2)
+        if ratios:
+            group_by["ratios"] = ratios
 
 
 def summary_table(report: dict) -> str:
@@ -266,9 +306,18 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = 
             small = write_table(wh, "small", cfg.small_files, cfg.small_files * 16 * 1024, seed=2, payload=True)
             clone(wh, small["metadata_location"], "small_compacted")
             compact_op(wh, ["small_compacted"], compacted)[0]()
+            clone(wh, small["metadata_location"], "small_job")
+            run_compaction_job(wh, "small_job")
+            after_files = [task.file.file_path for task in wh.catalog().load_table(f"{NAMESPACE}.small_compacted").scan().plan_files()]
             bench = f"group_by_{wh.kind}"
             log(f"compaction bench [{wh.kind}]: group-by before and after ({cfg.query_samples} samples each)...")
-            makers = {"before": lambda wh=wh: query_op(wh, "small"), "after": lambda wh=wh: query_op(wh, "small_compacted")}
+            makers = {
+                "before": lambda wh=wh: query_op(wh, "small"),
+                "after": lambda wh=wh: query_op(wh, "small_compacted"),
+                "after_job": lambda wh=wh: query_op(wh, "small_job"),
+                "before_files": lambda wh=wh, files=small["files"]: files_op(wh, files),
+                "after_files": lambda wh=wh, files=after_files: files_op(wh, files),
+            }
             samples = interleaved_latency(makers, cfg.query_samples, cfg.warmup, cfg.rounds, results.on_error(bench))
             for name, durations in samples.items():
                 results.record(bench, name, summarize(durations))
@@ -287,3 +336,19 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = 
 
 def run_to_file(cfg: CompactionBenchConfig, out: Path) -> dict:
     return run_in_tempdir(run, cfg, out, "iceshelf-compactbench-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.compaction", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-results/compaction.json"))
+    parser.add_argument("--quick", action="store_true", help="a smoke run, not a measurement")
+    parser.add_argument("--warehouses", nargs="+", choices=("s3", "local"), help="default: s3 local")
+    args = parser.parse_args(argv)
+    cfg = CompactionBenchConfig.quick() if args.quick else CompactionBenchConfig()
+    if args.warehouses:
+        cfg.warehouses = tuple(args.warehouses)
+    return print_report(run_to_file(cfg, args.out), args.out, summary_table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

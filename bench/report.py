@@ -39,3 +39,10 @@ def run_in_tempdir(run: Callable[[Any, Path, Callable[[str], None]], dict], cfg:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def print_report(report: dict, out: Path, summary: Callable[[dict], str]) -> int:
+    """What a suite run alone (``python -m bench.<suite>``) prints: its summary table and where the JSON went."""
+    print(summary(report))
+    print(f"\nwrote {out} ({report['elapsed_s']}s)")
+    return 0

@@ -18,12 +18,14 @@ from typing import Callable
 from pyiceberg.manifest import FileFormat, ManifestEntry
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
+from pyiceberg.typedef import Record
 
 from compaction.deletes import DeleteTargets
 from compaction.engine import Engine, EngineOptions
-from compaction.planner import Candidate, Group, Plan, PlanOptions, plan
+from compaction.ordering import Ordering, sortable, zorder_of
+from compaction.planner import REPARTITION, Candidate, Group, Plan, PlanOptions, plan
 from compaction.replace import GroupRewrite, commit_replace
-from compaction.rewriter import RewriteJob, rewrite, sortable
+from compaction.rewriter import RewriteJob, rewrite
 from compaction.table_files import DeleteIndex, ManifestCache, TableFiles, content_key, partition_key
 from tables.errors import CommitStateUnknownException
 from tables.fileio import StoreFileIO
@@ -87,6 +89,9 @@ class PlannedCompaction:
     index: DeleteIndex | None
     plan: Plan
     cache: ManifestCache
+    #: The partition spec the rewritten files are written under.
+    spec_id: int
+    order: Ordering
 
 
 def plan_table(tables: TableStore, ident: Identifier, options: CompactionOptions = CompactionOptions()) -> PlannedCompaction:
@@ -94,17 +99,37 @@ def plan_table(tables: TableStore, ident: Identifier, options: CompactionOptions
     table = tables.load_table(ident)
     metadata = table.metadata
     cache = ManifestCache(StoreFileIO(tables.store))
+    spec_id = metadata.default_spec_id if options.plan.output_spec_id is None else options.plan.output_spec_id
+    if spec_id not in metadata.specs():
+        raise ValueError(f"{ident} has no partition spec {spec_id}")
     head = metadata.snapshot_by_name(MAIN_BRANCH)
-    if head is None:
-        return PlannedCompaction(table, None, None, plan([], metadata.properties, sortable(metadata), options.plan), cache)
-    files = TableFiles.load(cache, head)
-    index = files.delete_index(metadata)
-    candidates = [
-        Candidate(location, e.data_file.file_size_in_bytes, e.data_file.record_count, partition_key(e), len(index.for_data_file(e)))
-        for location, e in files.data.items()
-        if e.data_file.file_format == FileFormat.PARQUET
-    ]
-    return PlannedCompaction(table, files, index, plan(candidates, metadata.properties, sortable(metadata), options.plan), cache)
+    files = index = None
+    candidates = []
+    if head is not None:
+        files = TableFiles.load(cache, head)
+        index = files.delete_index(metadata)
+        candidates = [
+            Candidate(
+                location,
+                e.data_file.file_size_in_bytes,
+                e.data_file.record_count,
+                partition_key(e),
+                len(index.for_data_file(e)),
+                misplaced=e.data_file.spec_id != spec_id,
+            )
+            for location, e in files.data.items()
+            if e.data_file.file_format == FileFormat.PARQUET
+        ]
+    the_plan = plan(candidates, metadata.properties, sortable(metadata), options.plan)
+    return PlannedCompaction(table, files, index, the_plan, cache, spec_id, _order(metadata, the_plan, options.plan))
+
+
+def _order(metadata: TableMetadata, the_plan: Plan, options: PlanOptions) -> Ordering:
+    if the_plan.strategy == "sort":
+        return metadata.sort_order()
+    if the_plan.strategy == "z-order":
+        return zorder_of(metadata, options.zorder_columns)
+    return None
 
 
 def compact_table(
@@ -160,20 +185,25 @@ def _job(metadata: TableMetadata, planned: PlannedCompaction, the_plan: Plan, gr
     for entry in inputs.values():
         for delete in planned.index.for_data_file(entry):
             deletes[content_key(delete)] = delete
-    first = next(iter(inputs.values())).data_file
-    spec = metadata.specs()[first.spec_id]
-    directory = metadata.properties.get("write.data.path") or f"{metadata.location.rstrip('/')}/data"
-    if not spec.is_unpartitioned():
-        directory += "/" + spec.partition_to_path(first.partition, metadata.schema())
+    spec = metadata.specs()[planned.spec_id]
+    directory = (metadata.properties.get("write.data.path") or f"{metadata.location.rstrip('/')}/data").rstrip("/")
+    partition: Record | None
+    if spec.is_unpartitioned():
+        partition = Record()
+    elif group.partition == REPARTITION:
+        partition = None  # rows are split by the output spec, into directories under the job's
+    else:  # the inputs' own partition, of the output spec
+        partition = next(iter(inputs.values())).data_file.partition
+        directory += "/" + spec.partition_to_path(partition, metadata.schema())
     return RewriteJob(
         metadata=metadata,
-        spec_id=first.spec_id,
-        partition=first.partition,
+        spec_id=planned.spec_id,
+        partition=partition,
         inputs=inputs,
         deletes=list(deletes.values()),
-        sort=group.sort,
+        order=planned.order if group.sort else None,
         target_file_size=the_plan.target_file_size,
-        output=f"{directory.rstrip('/')}/compaction-{name}",
+        output=f"{directory}/compaction-{name}",
     )
 
 

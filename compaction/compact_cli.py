@@ -19,10 +19,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from compaction.commands import parse_table
-from compaction.compact import CompactionOptions, CompactionResult, PlannedCompaction, compact_table, plan_table
+from compaction.compact import CompactionOptions, PlannedCompaction, plan_table
+from compaction.compaction_job import CompactionRun, run_compaction
 from compaction.config import JobRun, MaintenanceStore, run_timestamp
 from compaction.leases import Leases
-from compaction.planner import MIB, STRATEGIES, PlanOptions
+from compaction.planner import MIB, REPARTITION, STRATEGIES, PlanOptions
 from compaction.scheduler import replica_id
 from tables.settings import Settings
 from tables.warehouses import Warehouses
@@ -39,6 +40,7 @@ def add_command(
     compact.add_argument("--dry-run", action="store_true", help="show the plan; write nothing")
     add_warehouse_flags(compact)
     compact.add_argument("--strategy", choices=STRATEGIES, help="auto (default): sort if the table has a sort order")
+    compact.add_argument("--zorder-columns", help="columns for --strategy z-order, comma-separated (default: the sort order's)")
     compact.add_argument("--target-file-size-mb", type=int, help="default: the table's write.target-file-size-bytes, else 512")
     compact.add_argument("--min-input-files", type=int, help="smallest group worth rewriting (default 5)")
     compact.add_argument("--memory-limit", help="DuckDB memory for the rewrite, e.g. 4GB (default 2GB; more spills to disk)")
@@ -53,6 +55,8 @@ def options_from(args: argparse.Namespace) -> CompactionOptions:
         plan = replace(plan, target_file_size=args.target_file_size_mb * MIB)
     if args.min_input_files:
         plan = replace(plan, min_input_files=args.min_input_files)
+    if args.zorder_columns:
+        plan = replace(plan, zorder_columns=tuple(c.strip() for c in args.zorder_columns.split(",") if c.strip()))
     options = CompactionOptions(plan=plan)
     if args.memory_limit:
         options = replace(options, engine=replace(options.engine, memory_limit=args.memory_limit))
@@ -82,11 +86,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 TextColumn(f"compacting {ident}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(), console=console, transient=True
             ) as progress:
                 task = progress.add_task("rewrite", total=None)
-                result = compact_table(tables, ident, options, lambda done, total: progress.update(task, completed=done, total=total))
+                done = run_compaction(tables, ident, options, lambda done, total: progress.update(task, completed=done, total=total))
         finished = run_timestamp()
-        run = JobRun(type="icebergCompaction", status="Successful", replica=replica, startedAt=started, finishedAt=finished, **result.counts())
+        run = JobRun(
+            type="icebergCompaction", status="Successful", replica=replica, startedAt=started, finishedAt=finished, **done.counts()
+        )
         MaintenanceStore(tables.store).record_run(table_uuid, run)
-        console.print(summary_view(result))
+        console.print(summary_view(done))
         return 0
     except Exception as err:  # a shell user wants the reason, not a traceback; the exit status says it failed
         console.print(f"[red]error:[/red] {err}")
@@ -107,6 +113,8 @@ def plan_table_view(planned: PlannedCompaction) -> Table:
         spec = specs[entry.data_file.spec_id] if entry else None
         partitioned = spec is not None and not spec.is_unpartitioned()
         where = spec.partition_to_path(entry.data_file.partition, schema) if partitioned else "(unpartitioned)"
+        if group.partition == REPARTITION:
+            where = f"older specs -> spec {planned.spec_id}"
         view.add_row(where, str(len(group.files)), f"{group.size / MIB:.2f}", str(plan.expected_outputs(group)), group.reason)
     if not plan.groups:
         view.caption = "nothing to compact"
@@ -115,7 +123,8 @@ def plan_table_view(planned: PlannedCompaction) -> Table:
     return view
 
 
-def summary_view(result: CompactionResult) -> Table:
+def summary_view(done: CompactionRun) -> Table:
+    result, manifests = done.data, done.manifests
     view = Table(title=f"compacted {result.table}" if result.snapshot_id else f"{result.table}: nothing to compact")
     view.add_column("")
     view.add_column("in", justify="right")
@@ -124,8 +133,11 @@ def summary_view(result: CompactionResult) -> Table:
     view.add_row("MiB", f"{result.bytes_in / MIB:.2f}", f"{result.bytes_out / MIB:.2f}")
     view.add_row("rows", str(result.records_in), str(result.records_out))
     view.add_row("delete files removed", "", str(result.delete_files_removed))
+    view.add_row("manifests", str(manifests.replaced), str(manifests.created))
     if result.snapshot_id:
         view.add_row("replace snapshot", "", str(result.snapshot_id))
+    if manifests.snapshot_id:
+        view.add_row("manifest snapshot", "", str(manifests.snapshot_id))
     view.caption = (
         f"{result.strategy}, {result.groups} groups"
         + (f", {result.conflicted_groups} dropped (concurrent changes)" if result.conflicted_groups else "")

@@ -6,7 +6,9 @@ merges the live entries of manifests smaller than ``commit.manifest.target-size-
 per content (data, deletes) and partition spec, once there are at least
 ``commit.manifest.min-count-to-merge`` (100) of them. Entries keep their snapshot ids and
 sequence numbers (they become ``EXISTING``), so no reader sees a row change; ``DELETED`` entries
-are dropped. The new snapshot has the same files and totals as its parent.
+are dropped, and so is a manifest holding nothing else (what a compaction leaves: on a table
+nobody writes to after it, no other commit would drop it). The new snapshot has the same files
+and totals as its parent.
 
 The commit requires ``main`` to still be the snapshot the rewrite was built on; if another
 writer moved it, this attempt's files are deleted and the rewrite is planned again on the new
@@ -56,10 +58,12 @@ class ManifestRewriteResult:
 
 
 def plan_manifest_rewrite(manifests: list[ManifestFile], target_bytes: int, min_count: int) -> list[list[ManifestFile]]:
-    """Pure: the groups of small manifests to merge, each into one manifest of at most ``target_bytes``."""
+    """Pure: the groups of small manifests to merge, each into one manifest of at most ``target_bytes``,
+    and -- each alone, to be dropped -- the manifests that only record removals (``DELETED`` entries)."""
+    removals = [[m] for m in manifests if _removals_only(m)]
     small: dict[tuple[int, int], list[ManifestFile]] = defaultdict(list)
     for manifest in manifests:
-        if manifest.manifest_length < target_bytes:
+        if manifest.manifest_length < target_bytes and not _removals_only(manifest):
             small[(manifest.content, manifest.partition_spec_id)].append(manifest)
     groups: list[list[ManifestFile]] = []
     for candidates in small.values():
@@ -72,7 +76,14 @@ def plan_manifest_rewrite(manifests: list[ManifestFile], target_bytes: int, min_
                 group = []
             group.append(manifest)
         groups.append(group)
-    return [group for group in groups if len(group) > 1]
+    return [group for group in groups if len(group) > 1] + removals
+
+
+def _removals_only(manifest: ManifestFile) -> bool:
+    """A manifest whose entries are all ``DELETED``: it records what the snapshot that wrote it removed
+    (a compaction's inputs), which later snapshots need not repeat -- Iceberg drops it on the next
+    commit. Kept, it costs every reader that opens each listed manifest (DuckDB does) a full read."""
+    return manifest.added_files_count == 0 and manifest.existing_files_count == 0 and bool(manifest.deleted_files_count)
 
 
 def manifest_thresholds(properties: Properties) -> tuple[int, int]:

@@ -11,8 +11,12 @@ The rules follow Iceberg's ``RewriteDataFiles`` (and S3 Tables' documented behav
 * a group is rewritten when it has at least ``min_input_files`` files, or holds at least one
   target file's worth of bytes, or contains a file picked for its size or its deletes -- a lone
   small file on its own is left alone, rewriting it would gain nothing;
-* ``sort`` orders rows by the table's sort order, ``binpack`` only concatenates, ``auto`` sorts
-  when the table has a sort order.
+* a file written under another partition spec than the output spec (by default the table's
+  current one) is always picked, whatever its size: such files of every old partition are pooled
+  (as Iceberg does) and rewritten into the output spec's partitions;
+* ``sort`` orders rows by the table's sort order, ``z-order`` along a Z-order curve over some
+  columns (by default the sort order's, as in S3 Tables), ``binpack`` only concatenates, ``auto``
+  sorts when the table has a sort order.
 
 The target size is the table's ``write.target-file-size-bytes`` unless the caller overrides it.
 """
@@ -26,8 +30,11 @@ from typing import Hashable, Literal
 from pyiceberg.table import TableProperties
 from pyiceberg.utils.properties import property_as_int
 
-Strategy = Literal["auto", "binpack", "sort"]
-STRATEGIES: tuple[Strategy, ...] = ("auto", "binpack", "sort")
+#: S3 Tables' strategy names.
+Strategy = Literal["auto", "binpack", "sort", "z-order"]
+STRATEGIES: tuple[Strategy, ...] = ("auto", "binpack", "sort", "z-order")
+#: The pool (group key) of files written under another partition spec than the output spec.
+REPARTITION = "(other partition specs)"
 
 MIB = 1024 * 1024
 #: S3 Tables' and Iceberg's default target file size.
@@ -46,6 +53,10 @@ class PlanOptions:
     min_input_files: int = 5
     max_group_size: int = DEFAULT_MAX_GROUP_SIZE
     delete_file_threshold: int = 1
+    #: Columns of the ``z-order`` strategy; empty: the table sort order's.
+    zorder_columns: tuple[str, ...] = ()
+    #: Iceberg's ``output-spec-id``: the spec the rewritten files are written under; ``None``: the current one.
+    output_spec_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -67,14 +78,17 @@ class Candidate:
     records: int
     partition: Hashable
     delete_files: int = 0
+    #: Written under another partition spec than the output spec.
+    misplaced: bool = False
 
 
 @dataclass(frozen=True)
 class Group:
     partition: Hashable
     files: tuple[Candidate, ...]
+    #: Rows are ordered (``sort`` or ``z-order``), not only concatenated.
     sort: bool
-    #: Why it is rewritten: "small files", "deletes", "large file", or "full target file".
+    #: Why it is rewritten: "partition spec", "small files", "deletes", "large file", or "full target file".
     reason: str
 
     @property
@@ -111,33 +125,39 @@ def target_file_size(properties: dict[str, str], options: PlanOptions) -> int:
     return configured if configured and configured > 0 else DEFAULT_TARGET_FILE_SIZE
 
 
-def resolve_strategy(strategy: Strategy, has_sort_order: bool) -> Strategy:
+def resolve_strategy(strategy: Strategy, has_sort_order: bool, zorder_columns: tuple[str, ...] = ()) -> Strategy:
     if strategy == "auto":
         return "sort" if has_sort_order else "binpack"
     if strategy == "sort" and not has_sort_order:
         raise ValueError("The sort strategy needs a table sort order; this table has none")
+    if strategy == "z-order" and not (has_sort_order or zorder_columns):
+        raise ValueError("The z-order strategy needs columns: give them, or define a table sort order")
     return strategy
 
 
 def plan(
     candidates: list[Candidate], properties: dict[str, str], has_sort_order: bool, options: PlanOptions = PlanOptions()
 ) -> Plan:
-    strategy = resolve_strategy(options.strategy, has_sort_order)
+    strategy = resolve_strategy(options.strategy, has_sort_order, options.zorder_columns)
     target = target_file_size(properties, options)
     min_size = options.min_file_size if options.min_file_size is not None else int(target * 0.75)
     max_size = options.max_file_size if options.max_file_size is not None else int(target * 1.8)
 
     by_partition: dict[Hashable, list[Candidate]] = {}
     for candidate in candidates:
-        by_partition.setdefault(candidate.partition, []).append(candidate)
+        by_partition.setdefault(REPARTITION if candidate.misplaced else candidate.partition, []).append(candidate)
 
     groups: list[Group] = []
     for partition, files in by_partition.items():
-        picked = [f for f in files if f.size < min_size or f.size > max_size or f.delete_files >= options.delete_file_threshold]
+        picked = [
+            f
+            for f in files
+            if f.misplaced or f.size < min_size or f.size > max_size or f.delete_files >= options.delete_file_threshold
+        ]
         for packed in _pack(sorted(picked, key=lambda f: (f.size, f.path)), options.max_group_size):
             reason = _reason(packed, target, max_size, options)
             if reason is not None:
-                groups.append(Group(partition, tuple(packed), strategy == "sort", reason))
+                groups.append(Group(partition, tuple(packed), strategy in ("sort", "z-order"), reason))
     return Plan(strategy, target, tuple(groups))
 
 
@@ -157,6 +177,8 @@ def _pack(files: list[Candidate], max_group_size: int) -> list[list[Candidate]]:
 
 
 def _reason(files: list[Candidate], target: int, max_size: int, options: PlanOptions) -> str | None:
+    if any(f.misplaced for f in files):
+        return "partition spec"
     if any(f.delete_files >= options.delete_file_threshold for f in files):
         return "deletes"
     if any(f.size > max_size for f in files):

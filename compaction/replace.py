@@ -228,6 +228,11 @@ def _build(
     kept: list[ManifestFile] = []
     for manifest in files.manifests:
         entries = files.entries[manifest.manifest_path]
+        if all(e.status == ManifestEntryStatus.DELETED for e in entries):
+            # Only removals of an earlier snapshot (such as the previous compaction's): they record that
+            # snapshot's changes, not this one's. Iceberg and pyiceberg drop such manifests on the next
+            # commit; carried along, every reader that opens them all (DuckDB does) would keep paying.
+            continue
         if any(e.status != ManifestEntryStatus.DELETED and content_key(e) in removed for e in entries):
             affected.setdefault((manifest.content, manifest.partition_spec_id), []).append(manifest)
         else:

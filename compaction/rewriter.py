@@ -2,11 +2,15 @@
 
 The statement reads the group's files by field id, drops every deleted row (position deletes
 and deletion vectors by anti-join on ``(filename, file_row_number)``, equality deletes by
-sequence number and ``IS NOT DISTINCT FROM``), orders rows by the table's sort order if asked,
-and writes Parquet with Iceberg field ids, split at the target file size. DuckDB streams it:
-memory stays under ``memory_limit`` (sorts spill to disk) and row groups are encoded on every
-core. With no deletes and no sort, the statement is exactly ``COPY (SELECT * FROM
-read_parquet([...])) TO ...``.
+sequence number and ``IS NOT DISTINCT FROM``), orders rows as the job says (``ordering``: the
+table's sort order or a Z-order), and writes Parquet with Iceberg field ids, split at the target
+file size. DuckDB streams it: memory stays under ``memory_limit`` (sorts spill to disk) and row
+groups are encoded on every core. With no deletes and no order, the statement is exactly
+``COPY (SELECT * FROM read_parquet([...])) TO ...``.
+
+Files written under another partition spec than the output spec (after partition evolution)
+are split into the output spec's partitions on the way (``_repartition``), so every file a
+compaction writes lies in exactly one partition of the spec it is recorded under.
 
 v3 tables keep row lineage: each row's ``_row_id`` (its file's ``first_row_id`` plus its
 position, unless already materialized) and ``_last_updated_sequence_number`` are written
@@ -22,6 +26,7 @@ ids would come back as nulls).
 from __future__ import annotations
 
 import posixpath
+import shutil
 from dataclasses import dataclass
 
 from pyiceberg.io import FileIO
@@ -29,18 +34,17 @@ from pyiceberg.io.pyarrow import compute_statistics_plan, data_file_statistics_f
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestEntry
 from pyiceberg.schema import Schema
 from pyiceberg.table.metadata import TableMetadata
-from pyiceberg.table.sorting import NullOrder, SortDirection, SortOrder
-from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform, MonthTransform, TruncateTransform, YearTransform
+from pyiceberg.table.sorting import SortOrder
 from pyiceberg.typedef import Record
 
 from compaction.deletes import LoadedDeletes, load_deletes
 from compaction.engine import Engine, quote_literal
 from compaction.manifest_io import first_row_id, new_data_file
+from compaction.ordering import Ordering, ordered
+from compaction.partitions import column, partition_record, partition_sql
 from compaction.sqltypes import LAST_UPDATED_SEQUENCE_NUMBER, ROW_ID, alias, field_ids_sql, identifier, read_schema_sql
 from compaction.table_files import data_sequence_number
 
-#: Transforms that preserve order: sorting by the source column sorts by the transform too.
-_MONOTONE = (IdentityTransform, YearTransform, MonthTransform, DayTransform, HourTransform, TruncateTransform)
 _CODECS = {"zstd": "zstd", "snappy": "snappy", "gzip": "gzip", "lz4": "lz4_raw", "uncompressed": "uncompressed", "brotli": "brotli"}
 
 
@@ -51,13 +55,16 @@ class RewriteCheckFailed(RuntimeError):
 @dataclass(frozen=True)
 class RewriteJob:
     metadata: TableMetadata
+    #: The partition spec the outputs are written under.
     spec_id: int
-    partition: Record
+    #: The outputs' partition; ``None`` when the inputs were written under another spec: rows are
+    #: then split into the output spec's partitions.
+    partition: Record | None
     #: Data file location -> its live entry in the starting snapshot.
     inputs: dict[str, ManifestEntry]
     #: Delete files applying to at least one input.
     deletes: list[ManifestEntry]
-    sort: bool
+    order: Ordering
     target_file_size: int
     #: The job's own output directory: nothing else writes there, so a failed job removes it whole.
     output: str
@@ -76,36 +83,29 @@ class Rewritten:
         return sum(f.file_size_in_bytes for f in self.outputs)
 
 
-def sortable(metadata: TableMetadata) -> bool:
-    """A sort order DuckDB can reproduce: top-level source columns, order-preserving transforms."""
-    order = metadata.sort_order()
-    if order.is_unsorted:
-        return False
-    top_level = {f.field_id for f in metadata.schema().fields}
-    return all(f.source_id in top_level and isinstance(f.transform, _MONOTONE) for f in order.fields)
-
-
 def rewrite(engine: Engine, io: FileIO, job: RewriteJob, tag: str) -> Rewritten:
     metadata = job.metadata
     schema = metadata.schema()
     lineage = (ROW_ID, LAST_UPDATED_SEQUENCE_NUMBER) if metadata.format_version >= 3 else ()
+    write_schema = Schema(*schema.fields, *lineage, schema_id=schema.schema_id)
     deletes = load_deletes(engine, io, schema, job.inputs, job.deletes, tag)
     try:
         engine.use_whole_file_reads([e.data_file.file_size_in_bytes for e in job.inputs.values()])
-        select = _select(engine, schema, job, deletes, lineage, tag)
-        rows = engine.connection.execute(
-            f"COPY ({select}) TO {quote_literal(engine.prepare_directory(job.output))} ("
-            f"FORMAT parquet, FIELD_IDS {field_ids_sql((*schema.fields, *lineage))}, "
-            f"FILE_SIZE_BYTES {int(job.target_file_size)}, FILENAME_PATTERN '{{uuid}}', RETURN_STATS true"
-            f"{_compression(metadata.properties)})"
-        ).fetchall()
+        live = _live_rows(engine, schema, job, deletes, lineage, tag)
+        if job.partition is None:
+            written = _repartition(engine, job, write_schema, live, tag)
+        else:
+            written = [(job.output, job.partition, _copy(engine, job, write_schema, live, job.output))]
     finally:
         _drop(engine, deletes, tag)
-    write_schema = Schema(*schema.fields, *lineage, schema_id=schema.schema_id)
-    outputs = [_data_file(engine, job, write_schema, path, count, size) for path, count, size, *_ in rows if count > 0]
-    for path, count, *_ in rows:
-        if count == 0:  # DuckDB writes an empty file when every row was deleted
-            engine.delete(_output_location(job, path))
+    outputs = []
+    for directory, partition, rows in written:
+        for path, count, size, *_ in rows:
+            location = _output_location(directory, path)
+            if count == 0:  # DuckDB writes an empty file when every row was deleted
+                engine.delete(location)
+            else:
+                outputs.append(_data_file(engine, job, write_schema, location, partition, count, size))
     rewritten = Rewritten(
         tuple(outputs),
         sum(e.data_file.record_count for e in job.inputs.values()),
@@ -116,14 +116,15 @@ def rewrite(engine: Engine, io: FileIO, job: RewriteJob, tag: str) -> Rewritten:
     return rewritten
 
 
-def _select(engine: Engine, schema: Schema, job: RewriteJob, deletes: LoadedDeletes, lineage: tuple, tag: str) -> str:
+def _live_rows(engine: Engine, schema: Schema, job: RewriteJob, deletes: LoadedDeletes, lineage: tuple, tag: str) -> str:
+    """The group's live rows as a relation with one ``c<field id>`` column per written field."""
     files = ", ".join(quote_literal(engine.path(location)) for location in job.inputs)
     need_rows = deletes.positions is not None or bool(lineage)
     source = (
         f"read_parquet([{files}], filename = true{', file_row_number = true' if need_rows else ''}, "
         f"schema = {read_schema_sql(schema, extra=lineage)}) d"
     )
-    columns = [f"d.{alias(f)} AS {identifier(f.name)}" for f in schema.fields]
+    columns = [f"d.{alias(f)}" for f in schema.fields]
     conditions = []
     if deletes.positions is not None:
         conditions.append(
@@ -134,8 +135,8 @@ def _select(engine: Engine, schema: Schema, job: RewriteJob, deletes: LoadedDele
         source += f" JOIN {tag}_inputs i ON d.filename = i.path"
     if lineage:
         columns += [
-            f"COALESCE(d.{alias(ROW_ID)}, i.first_row_id + d.file_row_number) AS {identifier(ROW_ID.name)}",
-            f"COALESCE(d.{alias(LAST_UPDATED_SEQUENCE_NUMBER)}, i.seq) AS {identifier(LAST_UPDATED_SEQUENCE_NUMBER.name)}",
+            f"COALESCE(d.{alias(ROW_ID)}, i.first_row_id + d.file_row_number) AS {alias(ROW_ID)}",
+            f"COALESCE(d.{alias(LAST_UPDATED_SEQUENCE_NUMBER)}, i.seq) AS {alias(LAST_UPDATED_SEQUENCE_NUMBER)}",
         ]
     for eq in deletes.equality:
         matches = " AND ".join(f"e.c{fid} IS NOT DISTINCT FROM d.c{fid}" for fid in eq.field_ids)
@@ -143,9 +144,55 @@ def _select(engine: Engine, schema: Schema, job: RewriteJob, deletes: LoadedDele
     sql = f"SELECT {', '.join(columns)} FROM {source}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
-    if job.sort:
-        sql += " ORDER BY " + _order_by(job.metadata.sort_order())
-    return sql
+    return f"({sql})"
+
+
+def _copy(engine: Engine, job: RewriteJob, schema: Schema, source: str, directory: str) -> list[tuple]:
+    """One streaming ``COPY`` of ``source``'s rows, ordered as the job says, into Parquet files of
+    about the target size in ``directory``: DuckDB's ``RETURN_STATS`` rows, one per file."""
+    relation, order_by = ordered(engine.connection, job.order, schema, source)
+    columns = ", ".join(f"d.{alias(f)} AS {identifier(f.name)}" for f in schema.fields)
+    return engine.connection.execute(
+        f"COPY (SELECT {columns} FROM {relation} d{order_by}) TO {quote_literal(engine.prepare_directory(directory))} ("
+        f"FORMAT parquet, FIELD_IDS {field_ids_sql(tuple(schema.fields))}, "
+        f"FILE_SIZE_BYTES {int(job.target_file_size)}, FILENAME_PATTERN '{{uuid}}', RETURN_STATS true"
+        f"{_compression(job.metadata.properties)}{_row_groups(job.metadata.properties)})"
+    ).fetchall()
+
+
+def _repartition(engine: Engine, job: RewriteJob, schema: Schema, live: str, tag: str) -> list[tuple[str, Record, list[tuple]]]:
+    """Rows written under another spec, split into the output spec's partitions.
+
+    DuckDB cannot split a partitioned ``COPY`` by file size, so it takes two passes: the live rows
+    go to local scratch files per partition (keyed by a hash of the partition tuple, so directory
+    names are plain digits whatever the values are), then each partition is copied -- ordered, at
+    the target size -- into its own directory under the job's. Each pass streams.
+    """
+    spec = job.metadata.specs()[job.spec_id]
+    table_schema = job.metadata.schema()
+    partition_columns = [column(f) for f in spec.fields]
+    scratch = engine.scratch_directory(tag)
+    try:
+        values = ", ".join(partition_sql(engine.connection, spec, table_schema, "d"))
+        engine.connection.execute(
+            f"COPY (SELECT *, hash({', '.join(partition_columns)}) AS h FROM (SELECT d.*, {values} FROM {live} d)) "
+            f"TO {quote_literal(scratch)} (FORMAT parquet, PARTITION_BY (h), WRITE_PARTITION_COLUMNS true)"
+        )
+        staged = f"{scratch}/h=*/*.parquet"
+        tuples = engine.connection.execute(
+            f"SELECT DISTINCT h, {', '.join(partition_columns)} FROM read_parquet({quote_literal(staged)}, hive_partitioning = false)"
+        ).fetchall()
+        if len({h for h, *_ in tuples}) != len(tuples):
+            raise RewriteCheckFailed("Two partitions of the output spec hash alike; their rows were not told apart")
+        written = []
+        for h, *partition_values in tuples:
+            record = partition_record(spec, table_schema, tuple(partition_values))
+            directory = f"{job.output.rstrip('/')}/{spec.partition_to_path(record, table_schema)}"
+            source = f"read_parquet({quote_literal(f'{scratch}/h={h}/*.parquet')}, hive_partitioning = false)"
+            written.append((directory, record, _copy(engine, job, schema, source, directory)))
+        return written
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _register_inputs(engine: Engine, job: RewriteJob, tag: str) -> None:
@@ -163,15 +210,6 @@ def _sql_int(value: int | None) -> str:
     return "NULL" if value is None else str(int(value))
 
 
-def _order_by(order: SortOrder) -> str:
-    terms = []
-    for field in order.fields:
-        direction = "ASC" if field.direction == SortDirection.ASC else "DESC"
-        nulls = "NULLS FIRST" if field.null_order == NullOrder.NULLS_FIRST else "NULLS LAST"
-        terms.append(f"d.c{field.source_id} {direction} {nulls}")
-    return ", ".join(terms)
-
-
 def _compression(properties: dict[str, str]) -> str:
     codec = properties.get("write.parquet.compression-codec", "zstd").lower()
     sql = f", COMPRESSION {_CODECS.get(codec, 'zstd')}"
@@ -181,13 +219,26 @@ def _compression(properties: dict[str, str]) -> str:
     return sql
 
 
-def _output_location(job: RewriteJob, path: str) -> str:
-    """DuckDB names files directly inside the job's directory: the location is that directory's plus the name."""
-    return f"{job.output.rstrip('/')}/{posixpath.basename(path)}"
+def _row_groups(properties: dict[str, str]) -> str:
+    """Iceberg's ``write.parquet.row-group-size-bytes`` and pyiceberg's ``write.parquet.row-group-limit``
+    (rows) when the table sets them; otherwise DuckDB's row groups (122,880 rows), which keep each
+    writer thread's buffer small under a tight memory limit (Iceberg's 128 MiB default would not)."""
+    sql = ""
+    if (limit := properties.get("write.parquet.row-group-limit")) is not None:
+        sql += f", ROW_GROUP_SIZE {int(limit)}"
+    if (size := properties.get("write.parquet.row-group-size-bytes")) is not None:
+        sql += f", ROW_GROUP_SIZE_BYTES {int(size)}"
+    return sql
 
 
-def _data_file(engine: Engine, job: RewriteJob, schema: Schema, path: str, count: int, size: int) -> DataFile:
-    location = _output_location(job, path)
+def _output_location(directory: str, path: str) -> str:
+    """DuckDB names files directly inside the directory it was given: the location is that directory's plus the name."""
+    return f"{directory.rstrip('/')}/{posixpath.basename(path)}"
+
+
+def _data_file(
+    engine: Engine, job: RewriteJob, schema: Schema, location: str, partition: Record, count: int, size: int
+) -> DataFile:
     statistics = data_file_statistics_from_parquet_metadata(
         parquet_metadata=engine.footer(location),
         stats_columns=compute_statistics_plan(schema, job.metadata.properties),
@@ -197,9 +248,9 @@ def _data_file(engine: Engine, job: RewriteJob, schema: Schema, path: str, count
         content=DataFileContent.DATA,
         file_path=location,
         file_format=FileFormat.PARQUET,
-        partition=job.partition,
+        partition=partition,
         file_size_in_bytes=size,
-        sort_order_id=job.metadata.default_sort_order_id if job.sort else None,
+        sort_order_id=job.order.order_id if isinstance(job.order, SortOrder) else None,
         equality_ids=None,
         key_metadata=None,
         **statistics.to_serialized_dict(),

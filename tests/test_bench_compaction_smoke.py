@@ -25,10 +25,10 @@ def test_every_figure_is_there(report: dict) -> None:
     throughput, group_by = report["benchmarks"]["throughput_local"], report["benchmarks"]["group_by_local"]
     for system in ("iceshelf_compact", "duckdb_copy"):
         assert throughput[system]["p50_ms"] > 0 and throughput[system]["mb_per_s"] > 0
-    for system in ("before", "after"):
+    for system in ("before", "after", "after_job", "before_files", "after_files"):
         assert group_by[system]["p50_ms"] > 0
     assert throughput["ratios"]["compact_over_copy"] > 0
-    assert group_by["ratios"]["before_over_after_p50"] > 0
+    assert all(group_by["ratios"][r] > 0 for r in ("before_over_after_p50", "before_over_after_job_p50", "files_only_before_over_after_p50"))
     assert "compact_over_copy" in summary_table(report)
 
 

@@ -263,8 +263,32 @@ def test_cli_dry_run_then_compact(catalog_env: CatalogEnv, namespace: str) -> No
     jobs = httpx.get(f"{catalog_env.url}/v1/default/namespaces/{namespace}/tables/cli/maintenance/jobs").json()
     assert jobs["status"]["icebergCompaction"]["status"] == "Successful"
     run = jobs["history"][0]
-    assert (run["type"], run["filesIn"], run["filesOut"]) == ("icebergCompaction", 5, 1)
+    # 5 data files and the manifest recording their removal in, 1 data file out
+    assert (run["type"], run["filesIn"], run["filesOut"]) == ("icebergCompaction", 6, 1)
+    assert (run["detail"]["manifestsReplaced"], run["detail"]["manifestsCreated"]) == (1, 0)
     assert run["detail"]["snapshotId"] == table.current_snapshot().snapshot_id
 
     missing = cli(f"{namespace}.nope")
     assert missing.returncode == 1 and "does not exist" in missing.stdout
+
+
+def test_a_later_compaction_drops_the_removals_of_an_earlier_one(catalog_env: CatalogEnv, namespace: str) -> None:
+    """A compaction's removed entries sit in a manifest of their own, for that snapshot; the next
+    replace does not carry that manifest along (readers like DuckDB would open it on every scan)."""
+    catalog, name = catalog_env.catalog(), f"{namespace}.twice"
+    schema = Schema(NestedField(1, "id", LongType()), NestedField(2, "kind", StringType()))
+    spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="kind"))
+    catalog.create_table(name, schema=schema, partition_spec=spec)
+    for n in range(5):
+        append(catalog, name, pa.table({"id": [n, 100 + n], "kind": ["a", "b" if n < 2 else "a"]}, schema=ARROW))
+    live = fresh_rows(catalog_env, name)
+    ident = Identifier((namespace,), "twice")
+
+    first = compact_table(table_store(catalog_env), ident)  # kind=a has 5 files, kind=b only 2
+    second = compact_table(table_store(catalog_env), ident, CompactionOptions(PlanOptions(min_input_files=2)))
+
+    table = catalog.load_table(name)
+    assert (first.files_in, second.files_in) == (5, 2) and fresh_rows(catalog_env, name) == live
+    manifests = table.current_snapshot().manifests(table.io)
+    removals = [m for m in manifests if m.deleted_files_count and not (m.added_files_count or m.existing_files_count)]
+    assert [m.added_snapshot_id for m in removals] == [second.snapshot_id]

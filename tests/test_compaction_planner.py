@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compaction.planner import MIB, Candidate, PlanOptions, plan, resolve_strategy, target_file_size
+from compaction.planner import MIB, REPARTITION, Candidate, PlanOptions, plan, resolve_strategy, target_file_size
 
 TARGET = 100 * MIB
 
@@ -34,6 +34,13 @@ CASES = [
     ("partitions below the bar are skipped alone", files(5, MIB, "a") + files(2, MIB, "b"), {}, [("a", 5, "small files")]),
     ("groups are capped by max_group_size", files(10, 10 * MIB), {"max_group_size": 50 * MIB}, [("p", 5, "small files"), ("p", 5, "small files")]),
     ("large files do not pull in healthy ones", files(5, MIB) + files(3, 90 * MIB, prefix="h"), {}, [("p", 5, "small files")]),
+    (
+        "files of another spec are pooled across partitions and always rewritten",
+        [Candidate("old-a", 90 * MIB, 10, "a", misplaced=True), Candidate("old-b", MIB, 10, "b", misplaced=True)] + files(2, MIB, "a"),
+        {},
+        [(REPARTITION, 2, "partition spec")],
+    ),
+    ("a lone file of another spec moves too", [Candidate("old", 90 * MIB, 10, "a", misplaced=True)], {}, [(REPARTITION, 1, "partition spec")]),
 ]
 
 
@@ -68,18 +75,24 @@ def test_target_size_from_table_property_unless_overridden() -> None:
 
 @pytest.mark.parametrize(
     ("strategy", "has_sort_order", "expected"),
-    [("auto", True, "sort"), ("auto", False, "binpack"), ("binpack", True, "binpack"), ("sort", True, "sort")],
+    [("auto", True, "sort"), ("auto", False, "binpack"), ("binpack", True, "binpack"), ("sort", True, "sort"), ("z-order", True, "z-order")],
 )
 def test_strategy(strategy: str, has_sort_order: bool, expected: str) -> None:
     assert resolve_strategy(strategy, has_sort_order) == expected
     result = plan(files(5, MIB), {}, has_sort_order, PlanOptions(strategy=strategy))
     assert result.strategy == expected
-    assert all(g.sort == (expected == "sort") for g in result.groups)
+    assert all(g.sort == (expected in ("sort", "z-order")) for g in result.groups)
 
 
-def test_sort_without_a_sort_order_is_refused() -> None:
+@pytest.mark.parametrize("strategy", ["sort", "z-order"])
+def test_ordering_without_a_sort_order_is_refused(strategy: str) -> None:
     with pytest.raises(ValueError, match="sort order"):
-        plan(files(5, MIB), {}, False, PlanOptions(strategy="sort"))
+        plan(files(5, MIB), {}, False, PlanOptions(strategy=strategy))
+
+
+def test_zorder_with_its_own_columns_needs_no_sort_order() -> None:
+    result = plan(files(5, MIB), {}, False, PlanOptions(strategy="z-order", zorder_columns=("x", "y")))
+    assert result.strategy == "z-order" and result.groups[0].sort
 
 
 @pytest.mark.parametrize("bad", [{"strategy": "zorder"}, {"min_input_files": 0}, {"target_file_size": 0}, {"max_group_size": -1}])

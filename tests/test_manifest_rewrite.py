@@ -16,7 +16,9 @@ from tests.compaction_support import fresh_rows, table_store, warehouse_store
 KB = 1024
 
 
-def manifest(name: str, size: int, spec: int = 0, content: ManifestContent = ManifestContent.DATA) -> ManifestFile:
+def manifest(
+    name: str, size: int, spec: int = 0, content: ManifestContent = ManifestContent.DATA, removals_only: bool = False
+) -> ManifestFile:
     return ManifestFile.from_args(
         manifest_path=name,
         manifest_length=size,
@@ -25,9 +27,9 @@ def manifest(name: str, size: int, spec: int = 0, content: ManifestContent = Man
         sequence_number=1,
         min_sequence_number=1,
         added_snapshot_id=1,
-        added_files_count=1,
+        added_files_count=0 if removals_only else 1,
         existing_files_count=0,
-        deleted_files_count=0,
+        deleted_files_count=1 if removals_only else 0,
         added_rows_count=1,
         existing_rows_count=0,
         deleted_rows_count=0,
@@ -55,6 +57,12 @@ CASES = [
         ],
         2,
         [["a0", "a1"], ["b0", "b1"]],
+    ),
+    (
+        "a manifest of removals only is dropped on its own, even with nothing to merge",
+        [manifest("gone", 600 * KB, removals_only=True), manifest("m0", KB)],
+        4,
+        [["gone"]],
     ),
 ]
 
