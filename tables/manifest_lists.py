@@ -92,6 +92,11 @@ def _file_bytes(snapshot: Snapshot, version: int, entries: list[bytes]) -> bytes
     return buffer.getvalue()
 
 
+def _removals_only(manifest: ManifestFile) -> bool:
+    """No added or existing entries (v1 lists may leave the counts out: then it is kept)."""
+    return manifest.added_files_count == 0 and manifest.existing_files_count == 0
+
+
 class ManifestLists:
     """Manifest lists by location, the most recently used ``size`` of them kept in memory."""
 
@@ -109,13 +114,20 @@ class ManifestLists:
         return self._keep(ManifestList(location, tuple(read_manifest_list(self.io.new_input(location)))))
 
     def write(self, location: str, snapshot: Snapshot, version: int, own: list[ManifestFile], base: ManifestList | None) -> ManifestList:
-        """Write ``snapshot``'s list: ``own`` (their sequence numbers assigned), then all of ``base``."""
-        entries = [_encode(m, version) for m in own] + list(base.encoded(version) if base is not None else ())
+        """Write ``snapshot``'s list: ``own`` (their sequence numbers assigned), then ``base``'s live manifests.
+
+        A manifest of ``base`` that lists only removed files (what a ``replace`` or ``delete`` snapshot
+        leaves) is not carried on, as Java's and pyiceberg's appends don't: its entries concern only
+        the snapshot that removed them, and every reader would otherwise open it on every scan.
+        """
+        inherited: list[tuple[ManifestFile, bytes]] = []
+        if base is not None:
+            inherited = [(m, e) for m, e in zip(base.manifests, base.encoded(version)) if not _removals_only(m)]
+        entries = [_encode(m, version) for m in own] + [e for _, e in inherited]
         data = _file_bytes(snapshot, version, entries)
         with self.io.new_output(location).create() as stream:
             stream.write(data)
-        inherited = base.manifests if base is not None else ()
-        return self._keep(ManifestList(location, (*own, *inherited), {version: tuple(entries)}))
+        return self._keep(ManifestList(location, (*own, *(m for m, _ in inherited)), {version: tuple(entries)}))
 
     def _keep(self, kept: ManifestList) -> ManifestList:
         with self._lock:

@@ -18,7 +18,7 @@ from tables.objectstore.memory import MemoryStore
 SYNC_SIZE = 16
 
 
-def manifest(snapshot_id: int, sequence_number: int) -> ManifestFile:
+def manifest(snapshot_id: int, sequence_number: int, added: int = 1, deleted: int = 0) -> ManifestFile:
     return ManifestFile.from_args(
         _table_format_version=2,
         manifest_path=f"memory://warehouse/t/metadata/m-{snapshot_id}.avro",
@@ -28,9 +28,9 @@ def manifest(snapshot_id: int, sequence_number: int) -> ManifestFile:
         sequence_number=sequence_number,
         min_sequence_number=sequence_number,
         added_snapshot_id=snapshot_id,
-        added_files_count=1,
+        added_files_count=added,
         existing_files_count=0,
-        deleted_files_count=0,
+        deleted_files_count=deleted,
         added_rows_count=snapshot_id,
         existing_rows_count=0,
         deleted_rows_count=0,
@@ -71,3 +71,13 @@ def test_lists_stacked_on_kept_lists_read_back_whole() -> None:
     assert list(read_manifest_list(io.new_input("memory://warehouse/snap-4.avro"))) == expected
     assert list(ManifestLists(io).read("memory://warehouse/snap-4.avro").manifests) == expected
     assert lists.read("memory://warehouse/snap-4.avro").manifests == tuple(expected)
+
+
+def test_manifests_listing_only_removed_files_are_not_carried_on() -> None:
+    """A compaction's ``replace`` leaves a manifest of removals; an append on top drops it, as pyiceberg's does."""
+    io = StoreFileIO(MemoryStore())
+    lists = ManifestLists(io)
+    removals = manifest(5, 5, added=0, deleted=2000)
+    base = lists.write("memory://warehouse/snap-5.avro", snapshot(5, 4, 5), 2, [manifest(4, 4), removals], None)
+    lists.write("memory://warehouse/snap-6.avro", snapshot(6, 5, 6), 2, [manifest(6, 6)], base)
+    assert list(read_manifest_list(io.new_input("memory://warehouse/snap-6.avro"))) == [manifest(6, 6), manifest(4, 4)]
