@@ -31,7 +31,7 @@ from compaction.expire import expire_snapshots
 from compaction.leases import Leases
 from compaction.orphans import remove_orphans
 from compaction.removal import OnProgress
-from compaction.scheduler import Scheduler, all_tables, replica_id
+from compaction.scheduler import Scheduler, replica_id
 from tables import clock
 from tables.errors import BadRequestError
 from tables.names import Identifier, check_identifier
@@ -145,7 +145,7 @@ def _for_each_table(settings: Settings, table: str | None, columns: list[str], w
     warehouses = Warehouses.open(settings)
     try:
         tables = warehouses.get(None)
-        idents = [parse_table(table)] if table else all_tables(tables)
+        idents = [parse_table(table)] if table else tables.all_identifiers()
         leases = Leases(tables.store, f"cli-{replica_id()}", settings.maintenance.lease_s)
         documents = MaintenanceStore(tables.store)
         summary = Table(*["table", *columns])

@@ -46,8 +46,8 @@ from compaction.expire import expire_snapshots, snapshots_to_expire
 from compaction.leases import Leases
 from compaction.orphans import Noncurrent, remove_orphans
 from tables import clock
-from tables.errors import NoSuchNamespaceError, NoSuchTableError
-from tables.names import Identifier, Namespace
+from tables.errors import NoSuchTableError
+from tables.names import Identifier
 from tables.settings import MaintenanceSettings
 from tables.tablestore import LoadedTable, TableStore
 from tables.warehouses import Warehouses
@@ -62,21 +62,6 @@ _STOP_WAIT_S = 10.0
 
 #: A run and the table it ran on.
 TableRun = tuple[Identifier, JobRun]
-
-
-def all_tables(tables: TableStore) -> list[Identifier]:
-    """Every table of the warehouse, in namespaces at any depth."""
-    found: list[Identifier] = []
-    pending: list[Namespace] = [()]
-    while pending:
-        parent = pending.pop()
-        try:
-            pending += tables.namespaces.list(parent)
-            if parent:
-                found += [Identifier(parent, name) for name in tables.list_tables(parent)]
-        except NoSuchNamespaceError:  # dropped while we walked
-            continue
-    return found
 
 
 def replica_id() -> str:
@@ -109,7 +94,7 @@ class WarehouseMaintenance:
         self.compaction = CompactionJob(tables)
 
     def run_pass(self, stop: threading.Event | None = None) -> list[TableRun]:
-        identifiers = all_tables(self.tables)
+        identifiers = self.tables.all_identifiers()
         random.shuffle(identifiers)
         warehouse = effective_warehouse_config(self.documents.warehouse_config())
         runs: list[TableRun] = []

@@ -159,8 +159,10 @@ class Committer:
     def _write(
         self, change: TableChange, current: VersionedPointer | None, base: MetadataFile | None, metadata: TableMetadata, scratch: str | None
     ) -> Staged:
-        if current is None:
+        if current is None or base is None or base.metadata.location != metadata.location:
+            # a creating commit (stage-create) or a set-location: the location is the client's choice
             self.tables.check_location(metadata.location)
+            self.tables.check_location_unshared(change.identifier, metadata.location)
         written = self.tables.files.write(metadata, None if base is None else base.location)
         return Staged(change, current, None if base is None else base.metadata, written, scratch)
 

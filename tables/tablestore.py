@@ -11,6 +11,7 @@ import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
@@ -22,8 +23,9 @@ from pyiceberg.utils.properties import property_as_bool
 
 from tables.commit import Committer, Staged, TableChange, not_found
 from tables.entries import Entries, EntryExists, already_exists
-from tables.errors import BadRequestError, CommitFailedException, NoSuchTableError
+from tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError, NoSuchViewError
 from tables.fileio import StoreFileIO
+from tables.locations import check_unshared, is_fresh_default
 from tables.metadata import create_metadata
 from tables.metadata_files import MetadataFile, MetadataFiles
 from tables.names import (
@@ -36,7 +38,7 @@ from tables.names import (
 )
 from tables.namespaces import Namespaces
 from tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
-from tables.pointer import Pointer
+from tables.pointer import Kind, Pointer
 from tables.retry import backoff
 from tables.views import ViewFiles, ViewStore
 
@@ -81,6 +83,43 @@ class TableStore:
         if problem := location_key_problem(key):
             raise BadRequestError(f"Invalid table location {location}: {problem}")
 
+    def check_location_unshared(self, ident: Identifier, location: str) -> None:
+        """See ``tables.locations``: a chosen location must not nest with another table's or view's."""
+        if is_fresh_default(self.store, data_path(ident.namespace, ident.name), location):
+            return
+
+        def location_of(other: Identifier, load: Callable[[Identifier], object]) -> Callable[[], str | None]:
+            def read() -> str | None:
+                try:
+                    return load(other).metadata.location
+                except (NoSuchTableError, NoSuchViewError, NoSuchNamespaceError):
+                    return None
+
+            return read
+
+        others = (
+            (other, location_of(other, load))
+            for other, load in (
+                *((t, self.load_table) for t in self.all_identifiers("table")),
+                *((v, self.views.load_view) for v in self.all_identifiers("view")),
+            )
+        )
+        check_unshared(self.store, ident, location, others)
+
+    def all_identifiers(self, kind: Kind = "table") -> list[Identifier]:
+        """Every table (or view) of the warehouse, in namespaces at any depth."""
+        found: list[Identifier] = []
+        pending: list[Namespace] = [()]
+        while pending:
+            parent = pending.pop()
+            try:
+                pending += self.namespaces.list(parent)
+                if parent:
+                    found += [Identifier(parent, name) for name in self.entries.list(parent, kind)]
+            except NoSuchNamespaceError:  # dropped while we walked
+                continue
+        return found
+
     # -- tables ------------------------------------------------------------------------------
 
     def new_metadata(
@@ -92,8 +131,12 @@ class TableStore:
         order: SortOrder | None = None,
         properties: Properties | None = None,
     ) -> TableMetadata:
-        location = (location or self.default_location(ident)).rstrip("/")
-        self.check_location(location)
+        if location:
+            location = location.rstrip("/")
+            self.check_location(location)
+            self.check_location_unshared(ident, location)
+        else:
+            location = self.default_location(ident)
         try:
             return create_metadata(
                 schema, spec or UNPARTITIONED_PARTITION_SPEC, order or UNSORTED_SORT_ORDER, location, dict(properties or {})
@@ -180,6 +223,8 @@ class TableStore:
             file = self.files.read(metadata_location)
         except ObjectNotFound:
             raise BadRequestError(f"No metadata file at {metadata_location}") from None
+        self._require_namespace(ident.namespace)
+        self.check_location_unshared(ident, file.metadata.location)
         if overwrite and (current := self.entries.read_settled(ident)) is not None:
             if current.pointer.kind != "table":
                 raise already_exists(current.pointer.kind, ident)

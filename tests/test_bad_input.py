@@ -631,3 +631,24 @@ def test_drop_table_purge_removes_files_and_plain_drop_keeps_them(catalog_env, a
         assert_error(load(http, ns, name), 404, "NoSuchTableException")
     assert http.get(f"/namespaces/{ns_path(*ns)}/tables").json()["identifiers"] == []
     assert http.delete(f"/namespaces/{ns_path(*ns)}").status_code == 204
+
+
+def test_table_locations_never_nest_or_coincide(http, ns):
+    """Maintenance of one table (orphan removal, purge, expiry) would delete another's files inside its location."""
+    first = create_table(http, ns, "first")["metadata"]["location"]
+    path = f"/namespaces/{ns_path(*ns)}/tables"
+    inside = http.post(path, json={"name": "inside", "schema": SCHEMA, "location": f"{first}/data/inside"})
+    assert "overlaps" in assert_error(inside, 400, "BadRequestException")["message"]
+    around = http.post(path, json={"name": "around", "schema": SCHEMA, "location": first.rsplit("/", 1)[0]})
+    assert_error(around, 400, "BadRequestException")
+    assert http.head(f"{path}/inside").status_code == 404 and http.head(f"{path}/around").status_code == 404
+
+    own = f"{first.rsplit('/', 1)[0]}/elsewhere-{uuid.uuid4().hex[:8]}"
+    assert create_table(http, ns, "second", location=own)["metadata"]["location"] == own
+    before = metadata_location(http, ns, "second")
+    moved = commit(http, ns, "second", {"requirements": [], "updates": [{"action": "set-location", "location": f"{first}/x"}]})
+    assert_error(moved, 400, "BadRequestException")
+    assert metadata_location(http, ns, "second") == before
+
+    shared = http.post(f"/namespaces/{ns_path(*ns)}/register", json={"name": "twin", "metadata-location": metadata_location(http, ns, "first")})
+    assert "overlaps" in assert_error(shared, 400, "BadRequestException")["message"]
