@@ -68,7 +68,9 @@ class TableStore:
         self.files = MetadataFiles(store)
         self.io = StoreFileIO(store)
         self.committer = Committer(self, commit_attempts, group_commit)
-        self.views = ViewStore(store, self.namespaces, self.entries, ViewFiles(store), self.default_location, commit_attempts)
+        self.views = ViewStore(
+            store, self.namespaces, self.entries, ViewFiles(store), self.default_location, self.check_location_unshared, commit_attempts
+        )
 
     # -- locations ---------------------------------------------------------------------------
 

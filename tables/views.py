@@ -93,6 +93,7 @@ class ViewStore:
         entries: Entries,
         files: ViewFiles,
         default_location: Callable[[Identifier], str],
+        check_unshared: Callable[[Identifier, str], None],
         attempts: int = 20,
     ) -> None:
         self.store = store
@@ -100,14 +101,16 @@ class ViewStore:
         self.entries = entries
         self.files = files
         self.default_location = default_location
+        self.check_unshared = check_unshared
         self.attempts = attempts
 
-    def _check_location(self, location: str) -> None:
+    def _check_location(self, ident: Identifier, location: str) -> None:
         key = self.store.key_of(location.rstrip("/") + "/x")
         if key is None:
             raise BadRequestError(f"View location {location} must lie inside the warehouse {self.store.root_uri}")
         if problem := location_key_problem(key):
             raise BadRequestError(f"Invalid view location {location}: {problem}")
+        self.check_unshared(ident, location)
 
     def _pointer(self, ident: Identifier) -> VersionedPointer:
         current = self.entries.read(ident)
@@ -129,7 +132,7 @@ class ViewStore:
         if (current := self.entries.read(ident)) is not None:
             raise already_exists(current.pointer.kind, ident)
         location = (location or self.default_location(ident)).rstrip("/")
-        self._check_location(location)
+        self._check_location(ident, location)
         written = self.files.write(new_view_metadata(location, schema, version, dict(properties or {})), None)
         self.entries.place(ident, Pointer("view", written.location), lambda: self.files.delete(written.location))
         return LoadedView(ident, written)
@@ -198,7 +201,7 @@ class ViewStore:
             if updated is None:
                 return LoadedView(ident, base)
             if updated.location != base.metadata.location:
-                self._check_location(updated.location)
+                self._check_location(ident, updated.location)
             written = self.files.write(updated, base.location)
             try:
                 self.entries.publish(ident, current, current.pointer.at(written.location))

@@ -442,3 +442,10 @@ def test_listing_pages(http: httpx.Client, catalog: RestCatalog, namespace: str)
     # pyiceberg follows the tokens itself (rest-page-size is 2 on this client).
     assert catalog.list_views(namespace) == [(namespace, n) for n in names]
     assert_error(http.get(f"/namespaces/{namespace}/views", params={"pageSize": 0}), 400, "BadRequestException")
+
+
+def test_a_view_location_never_nests_with_a_table_location(http: httpx.Client, catalog: RestCatalog, namespace: str) -> None:
+    table_location = catalog.create_table((namespace, "t"), SCHEMA).metadata.location
+    inside = http.post(f"/namespaces/{namespace}/views", json=create_doc("v", namespace, location=f"{table_location}/views/v"))
+    assert_error(inside, 400, "BadRequestException", "overlaps")
+    assert http.head(f"/namespaces/{namespace}/views/v").status_code == 404
