@@ -7,8 +7,8 @@
                            connection with the same threads, memory limit and codec (zstd, the
                            table's), timing the statement alone.
     Ratio ``compact_over_copy`` (MB/s over MB/s); goal >= 0.8.
-    Every compaction sample needs the small files again: the table is registered under several
-    names from one metadata file (compaction never deletes data files), one clone per sample.
+    Every compaction sample needs the small files again: one zero-copy clone (``bench/clone.py``)
+    of the table per sample.
 
 ``group_by`` -- ``SELECT k, count(*), sum(v) FROM t GROUP BY k`` through DuckDB's ``ATTACH`` of
     the catalog, on a table of ``small_files`` files of ~16 KiB:
@@ -43,7 +43,9 @@ import duckdb
 import pyarrow as pa
 
 from bench.catalog import Results, interleaved_latency, summarize
+from bench.clone import shallow_clone
 from bench.report import envelope, print_report, run_in_tempdir
+from tables.names import Identifier
 from tables.settings import S3Settings
 
 NAMESPACE = "compactbench"
@@ -138,7 +140,6 @@ def run_compaction_job(wh: Warehouse, name: str) -> None:
     """What the ``icebergCompaction`` job (and ``iceshelf compact``) does to a table: compact, then its manifest step."""
     from compaction.compact import CompactionOptions
     from compaction.compaction_job import run_compaction
-    from tables.names import Identifier
 
     tables = wh.tables()
     try:
@@ -147,14 +148,17 @@ def run_compaction_job(wh: Warehouse, name: str) -> None:
         tables.store.close()
 
 
-def clone(wh: Warehouse, metadata_location: str, name: str) -> str:
-    wh.catalog().register_table(f"{NAMESPACE}.{name}", metadata_location)
+def clone(wh: Warehouse, source: str, name: str) -> str:
+    tables = wh.tables()
+    try:
+        shallow_clone(tables, Identifier((NAMESPACE,), source), Identifier((NAMESPACE,), name))
+    finally:
+        tables.store.close()
     return name
 
 
 def compact_op(wh: Warehouse, clones: list[str], report: list[dict]):
     from compaction.compact import compact_table
-    from tables.names import Identifier
 
     tables = wh.tables()
 
@@ -289,7 +293,7 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = 
             log(f"compaction bench [{wh.kind}]: writing {cfg.input_files} files, {cfg.input_mib} MiB...")
             source = write_table(wh, "throughput", cfg.input_files, cfg.input_mib * MIB, seed=1)
             input_bytes[wh.kind] = source["bytes"]
-            clones = [clone(wh, source["metadata_location"], f"throughput_{n}") for n in range(cfg.throughput_samples + cfg.warmup)]
+            clones = [clone(wh, "throughput", f"throughput_{n}") for n in range(cfg.throughput_samples + cfg.warmup)]
             compacted: list[dict] = []
             out_root = f"{wh.location.rstrip('/')}/bench-copy" if wh.kind == "s3" else str(workdir / "copy-out")
             makers = {
@@ -304,9 +308,9 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = 
 
             log(f"compaction bench [{wh.kind}]: writing {cfg.small_files} small files...")
             small = write_table(wh, "small", cfg.small_files, cfg.small_files * 16 * 1024, seed=2, payload=True)
-            clone(wh, small["metadata_location"], "small_compacted")
+            clone(wh, "small", "small_compacted")
             compact_op(wh, ["small_compacted"], compacted)[0]()
-            clone(wh, small["metadata_location"], "small_job")
+            clone(wh, "small", "small_job")
             run_compaction_job(wh, "small_job")
             after_files = [task.file.file_path for task in wh.catalog().load_table(f"{NAMESPACE}.small_compacted").scan().plan_files()]
             bench = f"group_by_{wh.kind}"

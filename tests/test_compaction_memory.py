@@ -1,7 +1,7 @@
 """A table larger than the rewrite's memory limit compacts, with every row exact.
 
-DuckDB writes ~180 MB of Parquet (4M rows, ~300 MB once decoded) into a table over HTTP; it is
-registered twice (the same files), then ``iceshelf compact`` rewrites one copy with a plain
+DuckDB writes ~180 MB of Parquet (4M rows, ~300 MB once decoded) into a table over HTTP; a
+zero-copy clone of it reads the same files, then ``iceshelf compact`` rewrites one copy with a plain
 binpack under a 64 MB DuckDB memory limit and the other with a full sort -- which must spill --
 under 128 MB (DuckDB 1.5's sort needs ~100 MB per thread with string columns, whatever the data
 size). Each compaction runs as its own process, so its peak memory is measured: it must stay
@@ -22,9 +22,11 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
+from bench.clone import shallow_clone
 from compaction.engine import EngineOptions, memory_bytes, threads_for
+from tables.names import Identifier
 from tests.clients import CatalogEnv, unique_name
-from tests.compaction_support import data_files
+from tests.compaction_support import data_files, table_store
 
 ROWS = 4_000_000
 CHECKSUM = "SELECT count(*), sum(hash(id, payload, v)) FROM lake.{table}"
@@ -55,7 +57,7 @@ def test_a_table_larger_than_the_memory_limit_compacts_exactly(local_env: Catalo
     with catalog.load_table(f"{namespace}.big").update_sort_order() as order:
         order.asc("v", IdentityTransform())
     table = catalog.load_table(f"{namespace}.big")
-    catalog.register_table(f"{namespace}.sorted", table.metadata_location)
+    shallow_clone(table_store(local_env), Identifier((namespace,), "big"), Identifier((namespace,), "sorted"))
     input_bytes = sum(f.file_size_in_bytes for f in data_files(table))
     assert input_bytes > 150e6 and len(data_files(table)) >= 5
     expected = con.execute(CHECKSUM.format(table=f"{namespace}.big")).fetchall()
