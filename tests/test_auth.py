@@ -369,6 +369,11 @@ def test_trino_client_sees_only_granted_tables(secured: Secured) -> None:
     assert secured.ns_a in schemas and secured.ns_b not in schemas
     cursor.execute("SHOW SCHEMAS")
     assert secured.ns_b not in {row[0] for row in cursor.fetchall()}
+    cursor.execute("SELECT table_schem, table_name FROM system.jdbc.tables")  # what JDBC's getTables reads
+    jdbc_schemas = {row[0] for row in cursor.fetchall()}
+    assert secured.ns_a in jdbc_schemas and secured.ns_b not in jdbc_schemas
+    cursor.execute("SELECT DISTINCT table_schem FROM system.jdbc.columns")
+    assert secured.ns_b not in {row[0] for row in cursor.fetchall()}
     with pytest.raises(trino.exceptions.TrinoUserError, match="PERMISSION_DENIED"):
         cursor.execute(f'SELECT * FROM "{secured.ns_b}".t')
         cursor.fetchall()
