@@ -21,11 +21,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from catalog.deps import NAMESPACE_SEPARATOR
+from catalog.deps import namespace_param, warehouse
 from catalog.errors import classify, error_response
 from tables.access import OPEN, AccessGate, Level, Principal, Resource
 from tables.errors import ForbiddenError, NotAuthorizedError
-from tables.names import Identifier, check_namespace
+from tables.names import Identifier
 
 TOKEN_PATH = "/v1/oauth/tokens"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -110,34 +110,26 @@ def require(request: Request, level: Level, resource: Resource) -> None:
     principal(request).require(level, resource)
 
 
-def readable_names(request: Request, warehouse: str, namespace: tuple[str, ...], names: list[str]) -> list[str]:
+def readable_names(request: Request, warehouse_name: str, namespace: tuple[str, ...], names: list[str]) -> list[str]:
     """The tables (or views) of a namespace the caller may read: lists show nothing else."""
     caller = principal(request)
-    return [n for n in names if caller.allows(Level.READ, Resource(warehouse, namespace, n))]
+    return [n for n in names if caller.allows(Level.READ, Resource(warehouse_name, namespace, n))]
 
 
-def visible_namespaces(request: Request, warehouse: str, namespaces: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+def visible_namespaces(request: Request, warehouse_name: str, namespaces: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     caller = principal(request)
-    return [ns for ns in namespaces if caller.can_see(Resource(warehouse, ns))]
+    return [ns for ns in namespaces if caller.can_see(Resource(warehouse_name, ns))]
 
 
-def require_move(request: Request, warehouse: str, source: Identifier, destination: Identifier) -> None:
+def require_move(request: Request, warehouse_name: str, source: Identifier, destination: Identifier) -> None:
     """A rename takes the object out of one place and creates it in another: write on both."""
     caller = principal(request)
-    caller.require(Level.WRITE, Resource.of_table(warehouse, source))
-    caller.require(Level.WRITE, Resource(warehouse, destination.namespace))
-
-
-def warehouse_name(request: Request, prefix: str | None) -> str:
-    return request.app.state.warehouses.get(prefix).name
+    caller.require(Level.WRITE, Resource.of_table(warehouse_name, source))
+    caller.require(Level.WRITE, Resource(warehouse_name, destination.namespace))
 
 
 def table_resource(request: Request, prefix: str | None, namespace: tuple[str, ...], name: str) -> Resource:
-    return Resource(warehouse_name(request, prefix), namespace, name)
-
-
-def namespace_resource(request: Request, prefix: str | None, namespace: tuple[str, ...]) -> Resource:
-    return Resource(warehouse_name(request, prefix), namespace)
+    return Resource(warehouse(request, prefix).name, namespace, name)
 
 
 async def authorize(request: Request) -> None:
@@ -148,9 +140,9 @@ async def authorize(request: Request) -> None:
         return
     params = request.path_params
     prefix = params.get("prefix") or request.query_params.get("warehouse")
-    resource = Resource(warehouse_name(request, prefix))
+    resource = Resource(warehouse(request, prefix).name)
     if need.scope is not Target.WAREHOUSE:
-        namespace = check_namespace(tuple(params["namespace"].split(NAMESPACE_SEPARATOR)))
+        namespace = namespace_param(params["namespace"])
         if need.scope is Target.TABLE:
             resource = Resource(resource.warehouse, namespace, params.get("table") or params["view"])
         else:
