@@ -126,10 +126,7 @@ class PrincipalStore:
             hit = self._cache.get(name)
         if hit is not None and time.monotonic() - hit[0] < self.cache_s:
             return hit[1]
-        try:
-            principal: Principal | None = Principal.from_json(self.store.get(self._key(name)).data)
-        except ObjectNotFound:
-            principal = None
+        principal = self._read(name)
         with self._lock:
             self._cache[name] = (time.monotonic(), principal)
         return principal
