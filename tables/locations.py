@@ -12,40 +12,45 @@ one, so it skips that walk.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+import uuid
+from typing import Iterable
 
 from tables.errors import BadRequestError
-from tables.names import Identifier
+from tables.names import Identifier, data_path
 from tables.objectstore import ObjectStore
 
-_FRESH_SUFFIX = re.compile(r"-[0-9a-f]{32}")
+#: The suffix ``default_location`` gives a table's directory: a uuid4 in hex, ending the location.
+_FRESH_SUFFIX = re.compile(r"[0-9a-f]{32}(?=/|$)")
 
 
-def is_fresh_default(store: ObjectStore, default_stem: str, location: str) -> bool:
-    """``location`` is ``default_stem`` plus the ``-<uuid hex>`` that ``TableStore.default_location`` adds."""
-    stem = store.uri(default_stem)
-    return location.startswith(stem) and _FRESH_SUFFIX.fullmatch(location.rstrip("/")[len(stem) :]) is not None
+def default_location(store: ObjectStore, ident: Identifier) -> str:
+    """A fresh location per table or view, so a dropped-and-recreated one never shares files."""
+    return store.uri(f"{data_path(ident.namespace, ident.name)}-{uuid.uuid4().hex}")
+
+
+def fresh_default_of(store: ObjectStore, ident: Identifier, uri: str) -> str | None:
+    """The ``default_location`` of ``ident`` that ``uri`` is or lies in, if it is in one."""
+    stem = store.uri(data_path(ident.namespace, ident.name)) + "-"
+    fresh = _FRESH_SUFFIX.match(uri, len(stem)) if uri.startswith(stem) else None
+    return stem + fresh[0] if fresh else None
 
 
 def _prefix(store: ObjectStore, location: str) -> str | None:
     return store.key_of(location.rstrip("/") + "/")
 
 
-def check_unshared(
-    store: ObjectStore, ident: Identifier, location: str, others: Iterable[tuple[Identifier, Callable[[], str | None]]]
-) -> None:
+def check_unshared(store: ObjectStore, ident: Identifier, location: str, others: Iterable[tuple[Identifier, str]]) -> None:
     """Refuse ``location`` for ``ident`` if it lies inside, contains or equals another object's location.
 
-    ``others`` yields each other table or view with a way to read its location (``None``: gone since listed).
+    ``others`` yields each table and view of the warehouse with its location.
     """
+    if fresh_default_of(store, ident, location.rstrip("/")) == location.rstrip("/"):
+        return
     mine = _prefix(store, location)
     if mine is None:
         return  # outside the warehouse: check_location refuses it
-    for other, location_of in others:
-        if other == ident:
-            continue
-        theirs = location_of()
-        theirs_prefix = None if theirs is None else _prefix(store, theirs)
+    for other, theirs in others:
+        theirs_prefix = None if other == ident else _prefix(store, theirs)
         if theirs_prefix is not None and (mine.startswith(theirs_prefix) or theirs_prefix.startswith(mine)):
             raise BadRequestError(
                 f"Location {location} overlaps {other}'s location {theirs}: tables must not share files "

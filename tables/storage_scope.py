@@ -10,16 +10,15 @@ a table renamed into another namespace keeps its old location and gets no delega
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from tables.errors import ForbiddenError
+from tables.locations import fresh_default_of
 from tables.names import Identifier, Namespace, data_path, location_key_problem
 from tables.objectstore import ObjectStore
 
 #: Wildcards in a policy's resource ARN or an S3 prefix condition would widen it to sibling tables.
 _WILDCARDS = frozenset("*?")
-_FRESH_SUFFIX = re.compile(r"([0-9a-f]{32})/")
 
 
 @dataclass(frozen=True)
@@ -56,12 +55,10 @@ def table_scope(store: ObjectStore, namespace: Namespace, location: str) -> Tabl
 
 
 def staged_scope(store: ObjectStore, ident: Identifier, bucket: str, key: str) -> TableScope | None:
-    """The fresh default location (``TableStore.default_location``) of ``ident`` that ``key`` lies in, if any.
+    """The fresh default location (``tables.locations.default_location``) of ``ident`` that ``key`` lies in, if any.
 
     A staged create (Spark's CTAS, pyiceberg's create transaction) writes its files before the table
     exists, into the location the stage answer named: ``<namespace dir>/<name>-<32 hex digits>``.
     """
-    stem = store.uri(data_path(ident.namespace, ident.name)) + "-"
-    uri = f"s3://{bucket}/{key}"
-    fresh = _FRESH_SUFFIX.match(uri, len(stem)) if uri.startswith(stem) else None
-    return table_scope(store, ident.namespace, stem + fresh[1]) if fresh else None
+    fresh = fresh_default_of(store, ident, f"s3://{bucket}/{key}")
+    return table_scope(store, ident.namespace, fresh) if fresh else None

@@ -8,10 +8,9 @@ typed errors of ``tables.errors``; it knows nothing of HTTP.
 from __future__ import annotations
 
 import logging
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Iterator
 
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
@@ -25,7 +24,7 @@ from tables.commit import Committer, Staged, TableChange, not_found
 from tables.entries import Entries, EntryExists, already_exists
 from tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError, NoSuchViewError
 from tables.fileio import StoreFileIO
-from tables.locations import check_unshared, is_fresh_default
+from tables.locations import check_unshared, default_location
 from tables.metadata import create_metadata
 from tables.metadata_files import MetadataFile, MetadataFiles
 from tables.names import (
@@ -33,7 +32,6 @@ from tables.names import (
     Namespace,
     check_identifier,
     check_namespace,
-    data_path,
     location_key_problem,
 )
 from tables.namespaces import Namespaces
@@ -75,8 +73,7 @@ class TableStore:
     # -- locations ---------------------------------------------------------------------------
 
     def default_location(self, ident: Identifier) -> str:
-        """A fresh location per table, so a dropped-and-recreated table never shares files."""
-        return self.store.uri(f"{data_path(ident.namespace, ident.name)}-{uuid.uuid4().hex}")
+        return default_location(self.store, ident)
 
     def check_location(self, location: str) -> None:
         key = self.store.key_of(location.rstrip("/") + "/x")
@@ -87,26 +84,16 @@ class TableStore:
 
     def check_location_unshared(self, ident: Identifier, location: str) -> None:
         """See ``tables.locations``: a chosen location must not nest with another table's or view's."""
-        if is_fresh_default(self.store, data_path(ident.namespace, ident.name), location):
-            return
+        check_unshared(self.store, ident, location, self._locations())
 
-        def location_of(other: Identifier, load: Callable[[Identifier], object]) -> Callable[[], str | None]:
-            def read() -> str | None:
+    def _locations(self) -> Iterator[tuple[Identifier, str]]:
+        """Every table and view with its location, read lazily (a fresh default location needs none)."""
+        for kind, load in (("table", self.load_table), ("view", self.views.load_view)):
+            for ident in self.all_identifiers(kind):
                 try:
-                    return load(other).metadata.location
+                    yield ident, load(ident).metadata.location
                 except (NoSuchTableError, NoSuchViewError, NoSuchNamespaceError):
-                    return None
-
-            return read
-
-        others = (
-            (other, location_of(other, load))
-            for other, load in (
-                *((t, self.load_table) for t in self.all_identifiers("table")),
-                *((v, self.views.load_view) for v in self.all_identifiers("view")),
-            )
-        )
-        check_unshared(self.store, ident, location, others)
+                    continue  # gone since listed
 
     def all_identifiers(self, kind: Kind = "table") -> list[Identifier]:
         """Every table (or view) of the warehouse, in namespaces at any depth."""
