@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSnapshotRefUpdate
 
-from tables.commit import TableChange
-from tables.names import Identifier
-from tables.tablestore import TableStore
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.tablestore import TableStore
 
 
 def shallow_clone(tables: TableStore, source: Identifier, target: Identifier) -> None:

@@ -45,8 +45,8 @@ import pyarrow as pa
 from bench.catalog import Results, interleaved_latency, summarize
 from bench.clone import shallow_clone
 from bench.report import envelope, print_report, run_in_tempdir
-from tables.names import Identifier
-from tables.settings import S3Settings
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.settings import S3Settings
 
 NAMESPACE = "compactbench"
 BUCKET = "compaction-bench"
@@ -87,8 +87,8 @@ class Warehouse:
         return RestCatalog(f"bench-{uuid.uuid4().hex[:6]}", uri=self.url, **self.client)
 
     def duckdb(self, attach: bool = True):
-        from compaction.engine import secret_sql
-        from tables.duckdb_extensions import connect
+        from iceshelf.compaction.engine import secret_sql
+        from iceshelf.tables.duckdb_extensions import connect
 
         con = connect()
         if self.s3 is not None:
@@ -98,8 +98,8 @@ class Warehouse:
         return con
 
     def tables(self):
-        from tables.objectstore import open_store
-        from tables.tablestore import TableStore
+        from iceshelf.tables.objectstore import open_store
+        from iceshelf.tables.tablestore import TableStore
 
         return TableStore("default", open_store(self.location, self.s3 or S3Settings()))
 
@@ -138,8 +138,8 @@ def write_table(wh: Warehouse, name: str, files: int, total_bytes: int, seed: in
 
 def run_compaction_job(wh: Warehouse, name: str) -> None:
     """What the ``icebergCompaction`` job (and ``iceshelf compact``) does to a table: compact, then its manifest step."""
-    from compaction.compact import CompactionOptions
-    from compaction.compaction_job import run_compaction
+    from iceshelf.compaction.compact import CompactionOptions
+    from iceshelf.compaction.compaction_job import run_compaction
 
     tables = wh.tables()
     try:
@@ -158,7 +158,7 @@ def clone(wh: Warehouse, source: str, name: str) -> str:
 
 
 def compact_op(wh: Warehouse, clones: list[str], report: list[dict]):
-    from compaction.compact import compact_table
+    from iceshelf.compaction.compact import compact_table
 
     tables = wh.tables()
 
@@ -279,7 +279,7 @@ def _warehouses(cfg: CompactionBenchConfig, stack: ExitStack, workdir: Path, log
 
 
 def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = print) -> dict:
-    from compaction.engine import EngineOptions
+    from iceshelf.compaction.engine import EngineOptions
 
     results = Results()
     started = time.perf_counter()

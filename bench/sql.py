@@ -57,7 +57,7 @@ class SqlBenchConfig:
 
 
 def _duckdb(url: str | None = None):
-    from tables.duckdb_extensions import connect
+    from iceshelf.tables.duckdb_extensions import connect
 
     con = connect()
     if url:

@@ -7,18 +7,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from catalog import auth, errors, idempotency
-from catalog.deps import identifier_param, warehouse
-from catalog.routes import config, namespaces, signer, tables, transactions, views
-from compaction.api import build_router as maintenance_router
-from compaction.scheduler import Scheduler
-from sql import athena, trino
-from sql.queries import QueryService
-from tables.access import AccessGate
-from tables.credentials import CredentialVendor
-from tables.settings import Settings
-from tables.signing import RemoteSigner
-from tables.warehouses import Warehouses
+from iceshelf.catalog import auth, errors, idempotency
+from iceshelf.catalog.deps import identifier_param, warehouse
+from iceshelf.catalog.routes import config, namespaces, signer, tables, transactions, views
+from iceshelf.compaction.api import build_router as maintenance_router
+from iceshelf.compaction.scheduler import Scheduler
+from iceshelf.sql import athena, trino
+from iceshelf.sql.queries import QueryService
+from iceshelf.tables.access import AccessGate
+from iceshelf.tables.credentials import CredentialVendor
+from iceshelf.tables.settings import Settings
+from iceshelf.tables.signing import RemoteSigner
+from iceshelf.tables.warehouses import Warehouses
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

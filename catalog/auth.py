@@ -21,11 +21,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from catalog.deps import namespace_param, warehouse
-from catalog.errors import classify, error_response
-from tables.access import OPEN, AccessGate, Level, Principal, Resource
-from tables.errors import ForbiddenError, NotAuthorizedError
-from tables.names import Identifier
+from iceshelf.catalog.deps import namespace_param, warehouse
+from iceshelf.catalog.errors import classify, error_response
+from iceshelf.tables.access import OPEN, AccessGate, Level, Principal, Resource
+from iceshelf.tables.errors import ForbiddenError, NotAuthorizedError
+from iceshelf.tables.names import Identifier
 
 TOKEN_PATH = "/v1/oauth/tokens"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"

@@ -7,17 +7,17 @@ import logging
 import sys
 from dataclasses import replace
 
-from compaction import commands as maintenance_cli
-from catalog import principals_cli
-from compaction import compact_cli
-from sql import cli as sql_cli
-from tables.settings import Settings, parse_warehouses
+from iceshelf.compaction import commands as maintenance_cli
+from iceshelf.catalog import principals_cli
+from iceshelf.compaction import compact_cli
+from iceshelf.sql import cli as sql_cli
+from iceshelf.tables.settings import Settings, parse_warehouses
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from catalog.app import create_app
+    from iceshelf.catalog.app import create_app
 
     settings = _settings(args, host=args.host, port=args.port, log_level=args.log_level)
     if args.auth:

@@ -19,15 +19,15 @@ from urllib.parse import quote
 
 from fastapi import Request
 
-from catalog import auth
-from catalog.deps import NAMESPACE_SEPARATOR
-from catalog.results import NO_ACCESS, StorageAccess, client_config
-from tables.access import Level
-from tables.credentials import CredentialsUnavailable
-from tables.errors import ForbiddenError
-from tables.names import Identifier
-from tables.storage_scope import table_scope
-from tables.tablestore import TableStore
+from iceshelf.catalog import auth
+from iceshelf.catalog.deps import NAMESPACE_SEPARATOR
+from iceshelf.catalog.results import NO_ACCESS, StorageAccess, client_config
+from iceshelf.tables.access import Level
+from iceshelf.tables.credentials import CredentialsUnavailable
+from iceshelf.tables.errors import ForbiddenError
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.storage_scope import table_scope
+from iceshelf.tables.tablestore import TableStore
 
 HEADER = "X-Iceberg-Access-Delegation"
 VENDED = "vended-credentials"

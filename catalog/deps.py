@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from tables.names import Identifier, Namespace, check_identifier, check_namespace
-from tables.tablestore import TableStore
+from iceshelf.tables.names import Identifier, Namespace, check_identifier, check_namespace
+from iceshelf.tables.tablestore import TableStore
 
 #: The spec's separator of namespace levels in a path parameter (``%1F`` on the wire).
 NAMESPACE_SEPARATOR = "\x1f"

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sql import errors as sql_errors
-from tables import errors as e
+from iceshelf.sql import errors as sql_errors
+from iceshelf.tables import errors as e
 
 log = logging.getLogger("iceshelf.catalog")
 

@@ -1,6 +1,6 @@
 """The ``Idempotency-Key`` header on mutating requests: run once, replay the final response.
 
-Storage and the protocol are in ``tables.idempotency``; this middleware only extracts the key,
+Storage and the protocol are in ``iceshelf.tables.idempotency``; this middleware only extracts the key,
 fingerprints the request, and captures or replays the HTTP response.
 """
 
@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.types import Receive, Scope, Send
 
-from catalog.errors import error_response
-from tables.errors import NoSuchWarehouseError
-from tables.idempotency import Claimed, IdempotencyRecords, StoredResponse
+from iceshelf.catalog.errors import error_response
+from iceshelf.tables.errors import NoSuchWarehouseError
+from iceshelf.tables.idempotency import Claimed, IdempotencyRecords, StoredResponse
 
 HEADER = "Idempotency-Key"
 _HEADER_LOWER = HEADER.lower().encode("latin-1")

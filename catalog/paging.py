@@ -8,7 +8,7 @@ from typing import Sequence, TypeVar
 
 from fastapi.responses import JSONResponse
 
-from tables.errors import BadRequestError
+from iceshelf.tables.errors import BadRequestError
 
 T = TypeVar("T")
 

@@ -13,11 +13,11 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from tables.access import Grant, PrincipalStore
-from tables.access.principals import NewCredentials
-from tables.errors import BadRequestError
-from tables.objectstore import open_store
-from tables.settings import Settings
+from iceshelf.tables.access import Grant, PrincipalStore
+from iceshelf.tables.access.principals import NewCredentials
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.objectstore import open_store
+from iceshelf.tables.settings import Settings
 
 AddWarehouseFlags = Callable[[argparse.ArgumentParser], None]
 SettingsOf = Callable[[argparse.Namespace], Settings]

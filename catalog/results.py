@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from fastapi import Request, Response
 
-from tables.metadata import serialize_metadata
-from tables.settings import S3Settings
-from tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.metadata import serialize_metadata
+from iceshelf.tables.settings import S3Settings
+from iceshelf.tables.tablestore import LoadedTable, TableStore
 
 
 def json_bytes(value: object) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from compaction.config import (
+from iceshelf.compaction.config import (
     CONFIG_MODELS,
     JOB_TYPES,
     TABLE_JOB_TYPES,
@@ -34,9 +34,9 @@ from compaction.config import (
     effective_warehouse_config,
     is_enabled,
 )
-from tables.errors import BadRequestError
-from tables.names import Identifier
-from tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.tablestore import LoadedTable, TableStore
 
 WarehouseOf = Callable[[Request, str], TableStore]
 IdentifierOf = Callable[[str, str], Identifier]

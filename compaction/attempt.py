@@ -20,10 +20,10 @@ from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, AssertTableUUID, SetSnapshotRefUpdate
 
-from tables.commit import TableChange
-from tables.errors import CommitStateUnknownException
-from tables.names import Identifier
-from tables.tablestore import TableStore
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.errors import CommitStateUnknownException
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.tablestore import TableStore
 
 log = logging.getLogger("iceshelf.maintenance")
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compaction.config import (
+from iceshelf.compaction.config import (
     JobRun,
     JobType,
     MaintenanceStore,
@@ -27,17 +27,17 @@ from compaction.config import (
     effective_warehouse_config,
     run_timestamp,
 )
-from compaction.expire import expire_snapshots
-from compaction.leases import Leases
-from compaction.orphans import remove_orphans
-from compaction.removal import OnProgress
-from compaction.scheduler import Scheduler, replica_id
-from tables import clock
-from tables.errors import BadRequestError
-from tables.names import Identifier, check_identifier
-from tables.settings import Settings
-from tables.tablestore import LoadedTable, TableStore
-from tables.warehouses import Warehouses
+from iceshelf.compaction.expire import expire_snapshots
+from iceshelf.compaction.leases import Leases
+from iceshelf.compaction.orphans import remove_orphans
+from iceshelf.compaction.removal import OnProgress
+from iceshelf.compaction.scheduler import Scheduler, replica_id
+from iceshelf.tables import clock
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.names import Identifier, check_identifier
+from iceshelf.tables.settings import Settings
+from iceshelf.tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.warehouses import Warehouses
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

@@ -20,17 +20,17 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.typedef import Record
 
-from compaction.deletes import DeleteTargets
-from compaction.engine import Engine, EngineOptions
-from compaction.ordering import Ordering, sortable, zorder_of
-from compaction.planner import REPARTITION, Candidate, Group, Plan, PlanOptions, plan
-from compaction.replace import GroupRewrite, commit_replace
-from compaction.rewriter import RewriteJob, rewrite
-from compaction.table_files import DeleteIndex, ManifestCache, TableFiles, content_key, partition_key
-from tables.errors import CommitStateUnknownException
-from tables.fileio import StoreFileIO
-from tables.names import Identifier
-from tables.tablestore import LoadedTable, TableStore
+from iceshelf.compaction.deletes import DeleteTargets
+from iceshelf.compaction.engine import Engine, EngineOptions
+from iceshelf.compaction.ordering import Ordering, sortable, zorder_of
+from iceshelf.compaction.planner import REPARTITION, Candidate, Group, Plan, PlanOptions, plan
+from iceshelf.compaction.replace import GroupRewrite, commit_replace
+from iceshelf.compaction.rewriter import RewriteJob, rewrite
+from iceshelf.compaction.table_files import DeleteIndex, ManifestCache, TableFiles, content_key, partition_key
+from iceshelf.tables.errors import CommitStateUnknownException
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.tablestore import LoadedTable, TableStore
 
 log = logging.getLogger("iceshelf.compaction")
 

@@ -18,15 +18,15 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compaction.commands import parse_table
-from compaction.compact import CompactionOptions, PlannedCompaction, plan_table
-from compaction.compaction_job import CompactionRun, run_compaction
-from compaction.config import JobRun, MaintenanceStore, run_timestamp
-from compaction.leases import Leases
-from compaction.planner import MIB, REPARTITION, STRATEGIES, PlanOptions
-from compaction.scheduler import replica_id
-from tables.settings import Settings
-from tables.warehouses import Warehouses
+from iceshelf.compaction.commands import parse_table
+from iceshelf.compaction.compact import CompactionOptions, PlannedCompaction, plan_table
+from iceshelf.compaction.compaction_job import CompactionRun, run_compaction
+from iceshelf.compaction.config import JobRun, MaintenanceStore, run_timestamp
+from iceshelf.compaction.leases import Leases
+from iceshelf.compaction.planner import MIB, REPARTITION, STRATEGIES, PlanOptions
+from iceshelf.compaction.scheduler import replica_id
+from iceshelf.tables.settings import Settings
+from iceshelf.tables.warehouses import Warehouses
 
 
 def add_command(

@@ -17,14 +17,14 @@ from pyiceberg.manifest import ManifestContent
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 
-from compaction.compact import CompactionOptions, CompactionResult, OnProgress, compact_table
-from compaction.config import CompactionConfig, JobRun, plan_options
-from compaction.manifest_io import read_manifest_list
-from compaction.manifests import ManifestRewriteResult, manifest_thresholds, plan_manifest_rewrite, rewrite_manifests
-from compaction.planner import target_file_size
-from tables.fileio import StoreFileIO
-from tables.names import Identifier
-from tables.tablestore import TableStore
+from iceshelf.compaction.compact import CompactionOptions, CompactionResult, OnProgress, compact_table
+from iceshelf.compaction.config import CompactionConfig, JobRun, plan_options
+from iceshelf.compaction.manifest_io import read_manifest_list
+from iceshelf.compaction.manifests import ManifestRewriteResult, manifest_thresholds, plan_manifest_rewrite, rewrite_manifests
+from iceshelf.compaction.planner import target_file_size
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.tablestore import TableStore
 
 #: The planner's own default: files below this share of the target are small.
 _SMALL_SHARE = 0.75

@@ -24,11 +24,11 @@ from pyiceberg.table import TableProperties
 from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_int
 
-from compaction.planner import MIB, PlanOptions, Strategy, target_file_size
-from tables import clock
-from tables.errors import CommitFailedException
-from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
-from tables.retry import backoff
+from iceshelf.compaction.planner import MIB, PlanOptions, Strategy, target_file_size
+from iceshelf.tables import clock
+from iceshelf.tables.errors import CommitFailedException
+from iceshelf.tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
+from iceshelf.tables.retry import backoff
 
 JobType = Literal["icebergCompaction", "icebergSnapshotManagement", "icebergUnreferencedFileRemoval"]
 TABLE_JOB_TYPES: tuple[JobType, ...] = ("icebergCompaction", "icebergSnapshotManagement")

@@ -1,6 +1,6 @@
 """The data path of a rewrite: DuckDB reading and writing a warehouse's Parquet files directly.
 
-Manifests go through the table store's ``ObjectStore`` (``tables.fileio``), but data files are
+Manifests go through the table store's ``ObjectStore`` (``iceshelf.tables.fileio``), but data files are
 far too big for whole-object gets and puts: DuckDB streams them (ranged reads, multipart
 uploads) and encodes row groups on every core, while pyarrow reads the footers of the files it
 wrote (two ranged reads each) for the manifest metrics. Both are configured here from the same
@@ -20,9 +20,9 @@ import duckdb
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from tables.duckdb_extensions import install_extensions
-from tables.objectstore import ObjectStore
-from tables.settings import S3Settings
+from iceshelf.tables.duckdb_extensions import install_extensions
+from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.settings import S3Settings
 
 
 @dataclass(frozen=True)

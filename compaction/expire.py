@@ -33,17 +33,17 @@ from pyiceberg.table.update import (
     ValidatableTableRequirement,
 )
 
-from compaction.config import ExpiryPolicy, SnapshotManagementSettings, expiry_policy
-from compaction.reachability import FileSizes, Reachability, statistics_files
-from compaction.removal import OnProgress, Removed, remove_files
-from tables import clock
-from tables.commit import TableChange
-from tables.errors import CommitFailedException
-from tables.fileio import StoreFileIO
-from tables.metadata import apply_updates
-from tables.names import Identifier
-from tables.retry import backoff
-from tables.tablestore import TableStore
+from iceshelf.compaction.config import ExpiryPolicy, SnapshotManagementSettings, expiry_policy
+from iceshelf.compaction.reachability import FileSizes, Reachability, statistics_files
+from iceshelf.compaction.removal import OnProgress, Removed, remove_files
+from iceshelf.tables import clock
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.errors import CommitFailedException
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.metadata import apply_updates
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.retry import backoff
+from iceshelf.tables.tablestore import TableStore
 
 _ATTEMPTS = 5
 

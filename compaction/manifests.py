@@ -30,20 +30,20 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_int
 
-from compaction.attempt import attempt_files, commit_on_main
-from compaction.manifest_io import (
+from iceshelf.compaction.attempt import attempt_files, commit_on_main
+from iceshelf.compaction.manifest_io import (
     manifest_writer,
     new_manifest_location,
     read_manifest,
     read_manifest_list,
     write_manifest_list_file,
 )
-from tables import clock
-from tables.errors import CommitFailedException
-from tables.fileio import StoreFileIO
-from tables.names import Identifier
-from tables.retry import backoff
-from tables.tablestore import TableStore
+from iceshelf.tables import clock
+from iceshelf.tables.errors import CommitFailedException
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.retry import backoff
+from iceshelf.tables.tablestore import TableStore
 
 _ATTEMPTS = 5
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from compaction.config import MaintenanceStore, NoncurrentFiles
-from compaction.reachability import FileSizes, Reachability
-from compaction.removal import OnProgress, Removed, remove_files, table_prefix
-from tables.fileio import StoreFileIO
-from tables.names import Identifier
-from tables.objectstore import ObjectStore
-from tables.tablestore import LoadedTable, TableStore
+from iceshelf.compaction.config import MaintenanceStore, NoncurrentFiles
+from iceshelf.compaction.reachability import FileSizes, Reachability
+from iceshelf.compaction.removal import OnProgress, Removed, remove_files, table_prefix
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.tablestore import LoadedTable, TableStore
 
 _SCHEME_ALIASES = re.compile(r"^s3[an]://")
 

@@ -35,7 +35,7 @@ from pyiceberg.transforms import (
 from pyiceberg.typedef import Record
 from pyiceberg.types import DateType, PrimitiveType, TimestampType, TimestamptzType
 
-from compaction.sqltypes import UnsupportedSchema, duckdb_type
+from iceshelf.compaction.sqltypes import UnsupportedSchema, duckdb_type
 
 _UNITS = {YearTransform: "year", MonthTransform: "month", DayTransform: "day", HourTransform: "hour"}
 

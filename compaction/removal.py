@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from tables.objectstore import ObjectNotFound, ObjectStore
+from iceshelf.tables.objectstore import ObjectNotFound, ObjectStore
 
 log = logging.getLogger("iceshelf.maintenance")
 

@@ -41,9 +41,9 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.snapshots import Operation, Snapshot, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 
-from compaction.attempt import attempt_files, commit_on_main
-from compaction.manifest_io import manifest_writer, new_manifest_location, write_manifest_list_file
-from compaction.table_files import (
+from iceshelf.compaction.attempt import attempt_files, commit_on_main
+from iceshelf.compaction.manifest_io import manifest_writer, new_manifest_location, write_manifest_list_file
+from iceshelf.compaction.table_files import (
     ManifestCache,
     TableFiles,
     content_key,
@@ -51,10 +51,10 @@ from compaction.table_files import (
     may_reference,
     partition_key,
 )
-from tables.errors import CommitFailedException, CommitStateUnknownException
-from tables.names import Identifier
-from tables.retry import backoff
-from tables.tablestore import TableStore
+from iceshelf.tables.errors import CommitFailedException, CommitStateUnknownException
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.retry import backoff
+from iceshelf.tables.tablestore import TableStore
 
 log = logging.getLogger("iceshelf.compaction")
 

@@ -37,13 +37,13 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.typedef import Record
 
-from compaction.deletes import LoadedDeletes, load_deletes
-from compaction.engine import Engine, quote_literal
-from compaction.manifest_io import first_row_id, new_data_file
-from compaction.ordering import Ordering, ordered
-from compaction.partitions import column, partition_record, partition_sql
-from compaction.sqltypes import LAST_UPDATED_SEQUENCE_NUMBER, ROW_ID, alias, field_ids_sql, identifier, read_schema_sql
-from compaction.table_files import data_sequence_number
+from iceshelf.compaction.deletes import LoadedDeletes, load_deletes
+from iceshelf.compaction.engine import Engine, quote_literal
+from iceshelf.compaction.manifest_io import first_row_id, new_data_file
+from iceshelf.compaction.ordering import Ordering, ordered
+from iceshelf.compaction.partitions import column, partition_record, partition_sql
+from iceshelf.compaction.sqltypes import LAST_UPDATED_SEQUENCE_NUMBER, ROW_ID, alias, field_ids_sql, identifier, read_schema_sql
+from iceshelf.compaction.table_files import data_sequence_number
 
 _CODECS = {"zstd": "zstd", "snappy": "snappy", "gzip": "gzip", "lz4": "lz4_raw", "uncompressed": "uncompressed", "brotli": "brotli"}
 

@@ -3,7 +3,7 @@
 Every pass walks each warehouse's tables and decides from metadata alone -- the pointer, the
 cached metadata file, the table's maintenance configuration and state, at most one manifest
 list -- which jobs are due. Only then does it take
-the table's lease (``compaction.leases``), re-check under the lease (another replica may just
+the table's lease (``iceshelf.compaction.leases``), re-check under the lease (another replica may just
 have done the work), run the due jobs and record each run in the table's maintenance state.
 Tables are visited in a random order per pass, so replicas spread over the tables instead of
 queueing behind each other on the same lease.
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from compaction.compaction_job import CompactionJob
-from compaction.config import (
+from iceshelf.compaction.compaction_job import CompactionJob
+from iceshelf.compaction.config import (
     JobRun,
     JobType,
     MaintenanceStore,
@@ -42,15 +42,15 @@ from compaction.config import (
     is_enabled,
     run_timestamp,
 )
-from compaction.expire import expire_snapshots, snapshots_to_expire
-from compaction.leases import Leases
-from compaction.orphans import Noncurrent, remove_orphans
-from tables import clock
-from tables.errors import NoSuchTableError
-from tables.names import Identifier
-from tables.settings import MaintenanceSettings
-from tables.tablestore import LoadedTable, TableStore
-from tables.warehouses import Warehouses
+from iceshelf.compaction.expire import expire_snapshots, snapshots_to_expire
+from iceshelf.compaction.leases import Leases
+from iceshelf.compaction.orphans import Noncurrent, remove_orphans
+from iceshelf.tables import clock
+from iceshelf.tables.errors import NoSuchTableError
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.settings import MaintenanceSettings
+from iceshelf.tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.warehouses import Warehouses
 
 log = logging.getLogger("iceshelf.maintenance")
 

@@ -25,7 +25,7 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.types import StringType
 
-from compaction.manifest_io import (
+from iceshelf.compaction.manifest_io import (
     content_range,
     is_deletion_vector,
     read_manifest,

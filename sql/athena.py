@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from sql.authorize import caller
-from sql.queries import QueryRequest, QueryService
-from sql.types import rows_json, trino_type
+from iceshelf.sql.authorize import caller
+from iceshelf.sql.queries import QueryRequest, QueryService
+from iceshelf.sql.types import rows_json, trino_type
 
 router = APIRouter(prefix="/v1/sql", tags=["sql"])
 

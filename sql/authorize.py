@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from sql.rewrite import Plan
-from tables.access import Level, Principal, Resource
-from tables.names import Identifier
+from iceshelf.sql.rewrite import Plan
+from iceshelf.tables.access import Level, Principal, Resource
+from iceshelf.tables.names import Identifier
 
 
 def caller(request: Request) -> Principal:

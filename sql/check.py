@@ -21,8 +21,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from sql.errors import SqlRefusedError
-from sql.show import show_query
+from iceshelf.sql.errors import SqlRefusedError
+from iceshelf.sql.show import show_query
 
 #: Dialects a client may write in; ``athena`` is Trino's SQL as Athena speaks it.
 DIALECTS = ("duckdb", "trino", "athena", "spark")

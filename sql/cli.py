@@ -16,7 +16,7 @@ from dataclasses import replace
 import httpx
 import pyarrow as pa
 
-from tables.settings import Settings
+from iceshelf.tables.settings import Settings
 
 _FORMATS = ("table", "csv", "json")
 _POLL_S = 30
@@ -53,7 +53,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sql.engine import catalog_url
+    from iceshelf.sql.engine import catalog_url
 
     settings = Settings.from_env()
     url = (args.url or catalog_url(settings)).rstrip("/")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(table: pa.Table, fmt: str) -> str:
-    from sql.types import rows_json
+    from iceshelf.sql.types import rows_json
 
     rows = rows_json(table)
     names = table.column_names

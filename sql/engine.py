@@ -24,11 +24,11 @@ from urllib.parse import unquote, urlparse
 import duckdb
 import pyarrow as pa
 
-from sql.errors import QueryCancelledError, QueryFailedError, ResultTooLargeError
-from sql.rewrite import Plan, attach_alias
-from tables.duckdb_extensions import install_extensions
-from tables.settings import Settings
-from tables.warehouses import Warehouses
+from iceshelf.sql.errors import QueryCancelledError, QueryFailedError, ResultTooLargeError
+from iceshelf.sql.rewrite import Plan, attach_alias
+from iceshelf.tables.duckdb_extensions import install_extensions
+from iceshelf.tables.settings import Settings
+from iceshelf.tables.warehouses import Warehouses
 
 _BATCH_ROWS = 65_536
 

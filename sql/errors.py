@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tables.errors import BadRequestError
+from iceshelf.tables.errors import BadRequestError
 
 
 class SqlRefusedError(BadRequestError):

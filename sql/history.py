@@ -21,9 +21,9 @@ import uuid
 
 import pyarrow as pa
 
-from sql.errors import ClientTokenReusedError, NoSuchQueryError
-from tables.objectstore import CREATE, OVERWRITE, ObjectAlreadyExists, ObjectNotFound, ObjectStore
-from tables.warehouses import Warehouses
+from iceshelf.sql.errors import ClientTokenReusedError, NoSuchQueryError
+from iceshelf.tables.objectstore import CREATE, OVERWRITE, ObjectAlreadyExists, ObjectNotFound, ObjectStore
+from iceshelf.tables.warehouses import Warehouses
 
 _QUERIES = "_sql/queries/"
 _RESULTS = "_sql/results/"

@@ -22,19 +22,19 @@ from typing import Callable
 
 import pyarrow as pa
 
-from sql.authorize import authorize, may_manage_queries
-from sql.check import check
-from sql.deadlines import Deadlines
-from sql.engine import Engine
-from sql.errors import NoSuchQueryError, QueryCancelledError, QueryNotFinishedError, QueryTimeoutError
-from sql.history import History, new_query_id
-from sql.resolve import WarehouseCatalog
-from sql.rewrite import Plan, rewrite
-from sql.system_tables import materialize
-from tables.access import OPEN, Principal
-from tables.errors import NoSuchNamespaceError, NoSuchTableError, NoSuchWarehouseError
-from tables.settings import Settings
-from tables.warehouses import Warehouses
+from iceshelf.sql.authorize import authorize, may_manage_queries
+from iceshelf.sql.check import check
+from iceshelf.sql.deadlines import Deadlines
+from iceshelf.sql.engine import Engine
+from iceshelf.sql.errors import NoSuchQueryError, QueryCancelledError, QueryNotFinishedError, QueryTimeoutError
+from iceshelf.sql.history import History, new_query_id
+from iceshelf.sql.resolve import WarehouseCatalog
+from iceshelf.sql.rewrite import Plan, rewrite
+from iceshelf.sql.system_tables import materialize
+from iceshelf.tables.access import OPEN, Principal
+from iceshelf.tables.errors import NoSuchNamespaceError, NoSuchTableError, NoSuchWarehouseError
+from iceshelf.tables.settings import Settings
+from iceshelf.tables.warehouses import Warehouses
 
 log = logging.getLogger("iceshelf.sql")
 

@@ -1,6 +1,6 @@
 """The catalog as the SQL layer sees it: table names to metadata, over the warehouses' table stores.
 
-``WarehouseCatalog`` answers the rewrite's questions (``sql.rewrite.Catalog``) with fresh pointer
+``WarehouseCatalog`` answers the rewrite's questions (``iceshelf.sql.rewrite.Catalog``) with fresh pointer
 reads -- a query sees every commit acknowledged before it was planned -- and measures what a
 query scans: the bytes of the data and delete files of the snapshots it reads (Athena's "data
 scanned", without credit for the row groups DuckDB skips), cached per snapshot. What is derived
@@ -17,12 +17,12 @@ from typing import Callable, Generic, TypeVar
 from pyiceberg.catalog.noop import NoopCatalog
 from pyiceberg.table import StaticTable
 
-from sql.rewrite import Scan, TableInfo
-from tables.errors import NoSuchNamespaceError, NoSuchTableError
-from tables.fileio import StoreFileIO
-from tables.names import Identifier
-from tables.tablestore import LoadedTable, TableStore
-from tables.warehouses import Warehouses
+from iceshelf.sql.rewrite import Scan, TableInfo
+from iceshelf.tables.errors import NoSuchNamespaceError, NoSuchTableError
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.warehouses import Warehouses
 
 
 V = TypeVar("V")

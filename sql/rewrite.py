@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
-from sql.check import Statement, write_target
-from sql.errors import SqlRefusedError
-from tables.errors import NoSuchTableError
-from tables.names import Identifier, Namespace
+from iceshelf.sql.check import Statement, write_target
+from iceshelf.sql.errors import SqlRefusedError
+from iceshelf.tables.errors import NoSuchTableError
+from iceshelf.tables.names import Identifier, Namespace
 
 #: Dialects that speak Trino's SQL, and so name result columns as Trino does.
 TRINO_DIALECTS = ("trino", "athena")

@@ -10,7 +10,7 @@ import re
 
 from sqlglot import exp
 
-from sql.errors import SqlRefusedError
+from iceshelf.sql.errors import SqlRefusedError
 
 _LIKE = r"(?:\s+LIKE\s+(?P<like>'(?:[^']|'')*'))?"
 _NAME = r"(?P<name>(?:\"(?:[^\"]|\"\")*\"|[^\s;\"]+)(?:\.(?:\"(?:[^\"]|\"\")*\"|[^\s;.\"]+))*)"

@@ -20,14 +20,14 @@ from typing import Iterator
 import pyarrow as pa
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 
-from sql.authorize import may_read, may_see
-from sql.resolve import WarehouseCatalog
-from sql.rewrite import Condition, Virtual
-from sql.types import jdbc_column, trino_type
-from tables.access import Principal
-from tables.errors import BadRequestError
-from tables.names import Identifier, Namespace
-from tables.tablestore import TableStore
+from iceshelf.sql.authorize import may_read, may_see
+from iceshelf.sql.resolve import WarehouseCatalog
+from iceshelf.sql.rewrite import Condition, Virtual
+from iceshelf.sql.types import jdbc_column, trino_type
+from iceshelf.tables.access import Principal
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.names import Identifier, Namespace
+from iceshelf.tables.tablestore import TableStore
 
 _SCHEMATA = pa.schema([("catalog_name", pa.string()), ("schema_name", pa.string())])
 _TABLES = pa.schema(

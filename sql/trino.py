@@ -19,12 +19,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from sql.authorize import caller, may_see
-from sql.errors import NoSuchQueryError, SqlRefusedError
-from sql.history import new_query_id
-from sql.queries import Query, QueryRequest, QueryService, State
-from sql.types import columns_json, rows_json
-from tables.errors import BadRequestError, NoSuchNamespaceError, NoSuchWarehouseError
+from iceshelf.sql.authorize import caller, may_see
+from iceshelf.sql.errors import NoSuchQueryError, SqlRefusedError
+from iceshelf.sql.history import new_query_id
+from iceshelf.sql.queries import Query, QueryRequest, QueryService, State
+from iceshelf.sql.types import columns_json, rows_json
+from iceshelf.tables.errors import BadRequestError, NoSuchNamespaceError, NoSuchWarehouseError
 
 router = APIRouter(tags=["trino"])
 

@@ -21,25 +21,25 @@ from typing import TYPE_CHECKING, Iterator
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import AssertCreate, TableRequirement, TableUpdate
 
-from tables.batching import Batcher, Ticket
-from tables.entries import EntryExists
-from tables.errors import (
+from iceshelf.tables.batching import Batcher, Ticket
+from iceshelf.tables.entries import EntryExists
+from iceshelf.tables.errors import (
     BadRequestError,
     CommitFailedException,
     CommitStateUnknownException,
     NoSuchTableError,
 )
-from tables.metadata import MetadataBuilder
-from tables.metadata_files import MetadataFile
-from tables.names import Identifier
-from tables.objectstore import PreconditionFailed
-from tables.pointer import Pointer, VersionedPointer
-from tables.rebase import AppendRebaser
-from tables.retry import backoff
-from tables.transactions import TxnRecord
+from iceshelf.tables.metadata import MetadataBuilder
+from iceshelf.tables.metadata_files import MetadataFile
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore import PreconditionFailed
+from iceshelf.tables.pointer import Pointer, VersionedPointer
+from iceshelf.tables.rebase import AppendRebaser
+from iceshelf.tables.retry import backoff
+from iceshelf.tables.transactions import TxnRecord
 
 if TYPE_CHECKING:
-    from tables.tablestore import TableStore
+    from iceshelf.tables.tablestore import TableStore
 
 log = logging.getLogger("iceshelf.tables")
 
@@ -288,7 +288,7 @@ class Committer:
     def commit_many(self, changes: list[TableChange]) -> list[MetadataFile]:
         """Several tables, atomically: staged pointers, then one CAS on a transaction record.
 
-        See ``tables.transactions`` for the protocol. Tables are staged in key order, so two
+        See ``iceshelf.tables.transactions`` for the protocol. Tables are staged in key order, so two
         transactions over the same tables wait for each other instead of deadlocking.
         """
         idents = [c.identifier for c in changes]

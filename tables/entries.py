@@ -21,23 +21,23 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tables import clock
-from tables.errors import (
+from iceshelf.tables import clock
+from iceshelf.tables.errors import (
     CommitFailedException,
     CommitStateUnknownException,
     NoSuchNamespaceError,
     TableAlreadyExistsError,
     ViewAlreadyExistsError,
 )
-from tables.names import (
+from iceshelf.tables.names import (
     Identifier,
     Namespace,
     entries_prefix,
     entry_key,
     entry_name_from_key,
 )
-from tables.namespaces import Namespaces
-from tables.objectstore import (
+from iceshelf.tables.namespaces import Namespaces
+from iceshelf.tables.objectstore import (
     CREATE,
     ObjectAlreadyExists,
     ObjectNotFound,
@@ -45,9 +45,9 @@ from tables.objectstore import (
     PreconditionFailed,
     Update,
 )
-from tables.pointer import TOMBSTONES, Kind, Pointer, VersionedPointer
-from tables.retry import backoff
-from tables.transactions import TxnRecords
+from iceshelf.tables.pointer import TOMBSTONES, Kind, Pointer, VersionedPointer
+from iceshelf.tables.retry import backoff
+from iceshelf.tables.transactions import TxnRecords
 
 RENAME_TIMEOUT_MS = 30_000
 

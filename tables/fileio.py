@@ -13,7 +13,7 @@ import io
 
 from pyiceberg.io import FileIO, InputFile, InputStream, OutputFile, OutputStream
 
-from tables.objectstore import CREATE, ObjectNotFound, ObjectStore
+from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore
 
 
 class StoreInputFile(InputFile):

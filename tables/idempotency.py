@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from tables import clock
-from tables.objectstore import (
+from iceshelf.tables import clock
+from iceshelf.tables.objectstore import (
     CREATE,
     ObjectAlreadyExists,
     ObjectNotFound,

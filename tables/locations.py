@@ -15,9 +15,9 @@ import re
 import uuid
 from typing import Iterable
 
-from tables.errors import BadRequestError
-from tables.names import Identifier, data_path
-from tables.objectstore import ObjectStore
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.names import Identifier, data_path
+from iceshelf.tables.objectstore import ObjectStore
 
 #: The suffix ``default_location`` gives a table's directory: a uuid4 in hex, ending the location.
 _FRESH_SUFFIX = re.compile(r"[0-9a-f]{32}(?=/|$)")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from pyiceberg.table.metadata import TableMetadata
 
-from tables.errors import BadRequestError
-from tables.metadata import parse_metadata, serialize_metadata
-from tables.names import location_key_problem
-from tables.objectstore import CREATE, ObjectNotFound, ObjectStore
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.metadata import parse_metadata, serialize_metadata
+from iceshelf.tables.names import location_key_problem
+from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore
 
 _VERSIONED = re.compile(r"(\d+)-[0-9a-fA-F-]{36}\.(?:gz\.)?metadata\.json")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import quote, unquote
 
-from tables.errors import BadRequestError
+from iceshelf.tables.errors import BadRequestError
 
 Namespace = tuple[str, ...]
 

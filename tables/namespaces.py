@@ -14,15 +14,15 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
-from tables import clock
-from tables.errors import (
+from iceshelf.tables import clock
+from iceshelf.tables.errors import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
     NamespaceNotEmptyError,
     NoSuchNamespaceError,
     UnprocessableEntityError,
 )
-from tables.names import (
+from iceshelf.tables.names import (
     Namespace,
     check_namespace,
     entries_prefix,
@@ -30,7 +30,7 @@ from tables.names import (
     namespace_key,
     namespaces_prefix,
 )
-from tables.objectstore import (
+from iceshelf.tables.objectstore import (
     CREATE,
     ObjectAlreadyExists,
     ObjectNotFound,
@@ -39,8 +39,8 @@ from tables.objectstore import (
     PutMode,
     Update,
 )
-from tables.pointer import TOMBSTONES, Pointer
-from tables.retry import backoff
+from iceshelf.tables.pointer import TOMBSTONES, Pointer
+from iceshelf.tables.retry import backoff
 
 log = logging.getLogger("iceshelf.tables")
 

@@ -13,8 +13,8 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-from tables import clock
-from tables.names import Identifier
+from iceshelf.tables import clock
+from iceshelf.tables.names import Identifier
 
 Kind = Literal["table", "view"]
 #: ``active``: visible and committable. ``pending``: the target of an unfinished rename, not yet
@@ -40,7 +40,7 @@ class Pointer:
     #: S3 etags are content hashes, and a repeated etag would let a stale compare-and-swap win.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: A multi-table transaction this pointer is staged in, and the location it commits to
-    #: (see ``tables.transactions``); the visible state stays ``metadata_location`` until then.
+    #: (see ``iceshelf.tables.transactions``); the visible state stays ``metadata_location`` until then.
     txn: str | None = None
     txn_location: str | None = None
     txn_key: str | None = None

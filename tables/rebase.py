@@ -15,7 +15,7 @@ appended rows would take the old data sequence number written in its manifests' 
 could be deleted by them); v3 tables (row lineage would need first-row-ids reassigned); and
 tables with ``iceshelf.commit.rebase-appends=false``.
 
-Manifest lists are read and written through ``tables.manifest_lists``, which keeps them: the head a
+Manifest lists are read and written through ``iceshelf.tables.manifest_lists``, which keeps them: the head a
 rebase lands on is, on a busy table, the list the previous rebase on this server just wrote.
 """
 
@@ -42,11 +42,11 @@ from pyiceberg.table.update import (
 )
 from pyiceberg.utils.properties import property_as_bool
 
-from tables.errors import CommitFailedException
-from tables.manifest_lists import ManifestList, ManifestLists
+from iceshelf.tables.errors import CommitFailedException
+from iceshelf.tables.manifest_lists import ManifestList, ManifestLists
 
 if TYPE_CHECKING:
-    from tables.commit import TableChange
+    from iceshelf.tables.commit import TableChange
 
 REBASE_PROPERTY = "iceshelf.commit.rebase-appends"
 _EQUALITY_DELETES = ("added-equality-delete-files", "added-equality-deletes")

@@ -25,10 +25,10 @@ from botocore.auth import UNSIGNED_PAYLOAD, S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-from tables.access import Level
-from tables.credentials import CredentialsUnavailable
-from tables.errors import ForbiddenError
-from tables.settings import S3Settings
+from iceshelf.tables.access import Level
+from iceshelf.tables.credentials import CredentialsUnavailable
+from iceshelf.tables.errors import ForbiddenError
+from iceshelf.tables.settings import S3Settings
 
 #: Query parameters of the object operations a table's files need: reads (ranged), single and
 #: multipart writes, deletes; botocore adds ``x-id`` to name the operation.

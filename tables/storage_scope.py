@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tables.errors import ForbiddenError
-from tables.locations import fresh_default_of
-from tables.names import Identifier, Namespace, data_path, location_key_problem
-from tables.objectstore import ObjectStore
+from iceshelf.tables.errors import ForbiddenError
+from iceshelf.tables.locations import fresh_default_of
+from iceshelf.tables.names import Identifier, Namespace, data_path, location_key_problem
+from iceshelf.tables.objectstore import ObjectStore
 
 #: Wildcards in a policy's resource ARN or an S3 prefix condition would widen it to sibling tables.
 _WILDCARDS = frozenset("*?")
@@ -55,7 +55,7 @@ def table_scope(store: ObjectStore, namespace: Namespace, location: str) -> Tabl
 
 
 def staged_scope(store: ObjectStore, ident: Identifier, bucket: str, key: str) -> TableScope | None:
-    """The fresh default location (``tables.locations.default_location``) of ``ident`` that ``key`` lies in, if any.
+    """The fresh default location (``iceshelf.tables.locations.default_location``) of ``ident`` that ``key`` lies in, if any.
 
     A staged create (Spark's CTAS, pyiceberg's create transaction) writes its files before the table
     exists, into the location the stage answer named: ``<namespace dir>/<name>-<32 hex digits>``.

@@ -2,7 +2,7 @@
 
 This is the API every upper layer uses -- the REST catalog, compaction, SQL. It speaks
 pyiceberg's models (``TableMetadata``, ``TableUpdate``, ``TableRequirement``) and raises the
-typed errors of ``tables.errors``; it knows nothing of HTTP.
+typed errors of ``iceshelf.tables.errors``; it knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -20,25 +20,25 @@ from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_bool
 
-from tables.commit import Committer, Staged, TableChange, not_found
-from tables.entries import Entries, EntryExists, already_exists
-from tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError, NoSuchViewError
-from tables.fileio import StoreFileIO
-from tables.locations import check_unshared, default_location
-from tables.metadata import create_metadata
-from tables.metadata_files import MetadataFile, MetadataFiles
-from tables.names import (
+from iceshelf.tables.commit import Committer, Staged, TableChange, not_found
+from iceshelf.tables.entries import Entries, EntryExists, already_exists
+from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError, NoSuchViewError
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.locations import check_unshared, default_location
+from iceshelf.tables.metadata import create_metadata
+from iceshelf.tables.metadata_files import MetadataFile, MetadataFiles
+from iceshelf.tables.names import (
     Identifier,
     Namespace,
     check_identifier,
     check_namespace,
     location_key_problem,
 )
-from tables.namespaces import Namespaces
-from tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
-from tables.pointer import Kind, Pointer
-from tables.retry import backoff
-from tables.views import ViewFiles, ViewStore
+from iceshelf.tables.namespaces import Namespaces
+from iceshelf.tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
+from iceshelf.tables.pointer import Kind, Pointer
+from iceshelf.tables.retry import backoff
+from iceshelf.tables.views import ViewFiles, ViewStore
 
 log = logging.getLogger("iceshelf.tables")
 
@@ -83,7 +83,7 @@ class TableStore:
             raise BadRequestError(f"Invalid table location {location}: {problem}")
 
     def check_location_unshared(self, ident: Identifier, location: str) -> None:
-        """See ``tables.locations``: a chosen location must not nest with another table's or view's."""
+        """See ``iceshelf.tables.locations``: a chosen location must not nest with another table's or view's."""
         check_unshared(self.store, ident, location, self._locations())
 
     def _locations(self) -> Iterator[tuple[Identifier, str]]:

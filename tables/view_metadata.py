@@ -34,7 +34,7 @@ from pyiceberg.table.update import (
 from pyiceberg.typedef import IcebergBaseModel
 from pyiceberg.view.metadata import ViewHistoryEntry, ViewMetadata, ViewVersion
 
-from tables.errors import BadRequestError, CommitFailedException
+from iceshelf.tables.errors import BadRequestError, CommitFailedException
 
 #: ``schema-id`` / ``view-version-id`` meaning "the one added last in this change".
 LAST_ADDED = -1

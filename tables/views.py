@@ -15,21 +15,21 @@ from pydantic import ValidationError as PydanticValidationError
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewMetadata, ViewVersion
 
-from tables.entries import Entries, EntryExists, already_exists
-from tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
-from tables.metadata_files import location_key, next_metadata_location
-from tables.names import (
+from iceshelf.tables.entries import Entries, EntryExists, already_exists
+from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
+from iceshelf.tables.metadata_files import location_key, next_metadata_location
+from iceshelf.tables.names import (
     Identifier,
     Namespace,
     check_identifier,
     check_namespace,
     location_key_problem,
 )
-from tables.namespaces import Namespaces
-from tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed
-from tables.pointer import Pointer, VersionedPointer
-from tables.retry import backoff
-from tables.view_metadata import (
+from iceshelf.tables.namespaces import Namespaces
+from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed
+from iceshelf.tables.pointer import Pointer, VersionedPointer
+from iceshelf.tables.retry import backoff
+from iceshelf.tables.view_metadata import (
     AssertViewUUID,
     ViewUpdate,
     apply_view_updates,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tables.errors import NoSuchWarehouseError
-from tables.objectstore import open_store
-from tables.settings import Settings
-from tables.tablestore import TableStore
+from iceshelf.tables.errors import NoSuchWarehouseError
+from iceshelf.tables.objectstore import open_store
+from iceshelf.tables.settings import Settings
+from iceshelf.tables.tablestore import TableStore
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 from pyiceberg.catalog.rest import RestCatalog
 
-from tables.duckdb_extensions import connect
+from iceshelf.tables.duckdb_extensions import connect
 from tests.servers.iceshelf import IceshelfServer
 from tests.servers.seaweed import SeaweedServer
 
@@ -67,7 +67,7 @@ class CatalogEnv:
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """``iceshelf ARGS --warehouse <this warehouse>``: the CLI working on the server's warehouse directly."""
         return subprocess.run(
-            [sys.executable, "-m", "catalog.cli", *args, "--warehouse", self.warehouse],
+            [sys.executable, "-m", "iceshelf.catalog.cli", *args, "--warehouse", self.warehouse],
             capture_output=True,
             text=True,
             env={**os.environ, **self.s3_env(), "COLUMNS": "200"},

@@ -16,9 +16,9 @@ from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
-from tables.objectstore import ObjectStore, open_store
-from tables.settings import S3Settings
-from tables.tablestore import TableStore
+from iceshelf.tables.objectstore import ObjectStore, open_store
+from iceshelf.tables.settings import S3Settings
+from iceshelf.tables.tablestore import TableStore
 from tests.clients import CatalogEnv
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tables.access.grants import Grant, Level, Resource, allows, can_see
-from tables.access.principals import NewCredentials, split_api_key
-from tables.errors import BadRequestError
-from tables.settings import AuthSettings
+from iceshelf.tables.access.grants import Grant, Level, Resource, allows, can_see
+from iceshelf.tables.access.principals import NewCredentials, split_api_key
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.settings import AuthSettings
 
 T = Resource("wh", ("sales", "eu"), "orders")
 

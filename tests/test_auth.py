@@ -25,12 +25,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import ForbiddenError, NoSuchTableError, UnauthorizedError
 
-from tables.access import Grant, PrincipalStore
-from tables.access.principals import NewCredentials
-from tables.access.tokens import SIGNING_KEY
-from tables.duckdb_extensions import connect
-from tables.objectstore import open_store
-from tables.settings import S3Settings
+from iceshelf.tables.access import Grant, PrincipalStore
+from iceshelf.tables.access.principals import NewCredentials
+from iceshelf.tables.access.tokens import SIGNING_KEY
+from iceshelf.tables.duckdb_extensions import connect
+from iceshelf.tables.objectstore import open_store
+from iceshelf.tables.settings import S3Settings
 from tests.clients import CatalogEnv, unique_name
 from tests.servers.iceshelf import start_iceshelf
 
@@ -397,7 +397,7 @@ def test_sql_cli_presents_a_token(secured: Secured) -> None:
     import sys
 
     statement = f"SELECT count(*) AS n FROM {secured.ns_a}.t"
-    command = [sys.executable, "-m", "catalog.cli", "sql", statement, "--url", secured.env.url, "--format", "csv"]
+    command = [sys.executable, "-m", "iceshelf.catalog.cli", "sql", statement, "--url", secured.env.url, "--format", "csv"]
     refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "Authentication required" in refused.stderr
     ok = subprocess.run([*command, "--token", secured.creds["reader"].api_key], capture_output=True, text=True, timeout=120)

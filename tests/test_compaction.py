@@ -24,11 +24,11 @@ from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSn
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from compaction.compact import CompactionOptions, compact_table
-from compaction.manifest_io import ContentManifestWriter, new_data_file, write_manifest_list_file
-from compaction.planner import PlanOptions
-from compaction.rewriter import RewriteCheckFailed
-from tables.names import Identifier
+from iceshelf.compaction.compact import CompactionOptions, compact_table
+from iceshelf.compaction.manifest_io import ContentManifestWriter, new_data_file, write_manifest_list_file
+from iceshelf.compaction.planner import PlanOptions
+from iceshelf.compaction.rewriter import RewriteCheckFailed
+from iceshelf.tables.names import Identifier
 from tests.clients import CatalogEnv
 from tests.compaction_support import (
     append,
@@ -246,7 +246,7 @@ def test_cli_dry_run_then_compact(catalog_env: CatalogEnv, namespace: str) -> No
 
     def cli(table: str, *args: str) -> subprocess.CompletedProcess:
         env = {**os.environ, **catalog_env.s3_env(), "COLUMNS": "200"}
-        command = [sys.executable, "-m", "catalog.cli", "compact", table, "--warehouse", catalog_env.warehouse, *args]
+        command = [sys.executable, "-m", "iceshelf.catalog.cli", "compact", table, "--warehouse", catalog_env.warehouse, *args]
         return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
     dry = cli(name, "--dry-run")

@@ -27,12 +27,12 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from compaction.compact import CompactionOptions, compact_table
-from compaction.orphans import remove_orphans
-from compaction.planner import PlanOptions
-from compaction.replace import CompactionConflict
-from tables.names import Identifier
-from tables.objectstore.faults import Fault, FaultyStore, SimulatedCrash
+from iceshelf.compaction.compact import CompactionOptions, compact_table
+from iceshelf.compaction.orphans import remove_orphans
+from iceshelf.compaction.planner import PlanOptions
+from iceshelf.compaction.replace import CompactionConflict
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.faults import Fault, FaultyStore, SimulatedCrash
 from tests.clients import CatalogEnv
 from tests.compaction_support import (
     append,

@@ -39,13 +39,13 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from compaction.compact import CompactionOptions, compact_table
-from compaction.compaction_job import CompactionJob
-from compaction.config import MaintenanceStore
-from compaction.ordering import ZOrder, ordered
-from compaction.partitions import column, partition_sql
-from compaction.planner import PlanOptions
-from tables.names import Identifier
+from iceshelf.compaction.compact import CompactionOptions, compact_table
+from iceshelf.compaction.compaction_job import CompactionJob
+from iceshelf.compaction.config import MaintenanceStore
+from iceshelf.compaction.ordering import ZOrder, ordered
+from iceshelf.compaction.partitions import column, partition_sql
+from iceshelf.compaction.planner import PlanOptions
+from iceshelf.tables.names import Identifier
 from tests.clients import CatalogEnv, unique_name
 from tests.compaction_support import append, data_files, fresh_rows, scanned_rows, table_store
 

@@ -23,8 +23,8 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
 from bench.clone import shallow_clone
-from compaction.engine import EngineOptions, memory_bytes, threads_for
-from tables.names import Identifier
+from iceshelf.compaction.engine import EngineOptions, memory_bytes, threads_for
+from iceshelf.tables.names import Identifier
 from tests.clients import CatalogEnv, unique_name
 from tests.compaction_support import data_files, table_store
 
@@ -34,7 +34,7 @@ CHECKSUM = "SELECT count(*), sum(hash(id, payload, v)) FROM lake.{table}"
 
 def compact(env: CatalogEnv, table: str, *args: str) -> int:
     """Run ``iceshelf compact``; returns its peak resident memory in bytes."""
-    command = [sys.executable, "-m", "catalog.cli", "compact", table, "--warehouse", env.warehouse, *args]
+    command = [sys.executable, "-m", "iceshelf.catalog.cli", "compact", table, "--warehouse", env.warehouse, *args]
     root = Path(__file__).parents[1]
     with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         output = process.stdout.read()

@@ -29,16 +29,16 @@ from pyiceberg.schema import Schema
 from pyiceberg.table.update import SetPropertiesUpdate
 from pyiceberg.types import LongType, NestedField
 
-import tables.clock
-from tables.commit import TableChange
-from tables.errors import CommitStateUnknownException
-from tables.names import Identifier, all_entries_prefix
-from tables.objectstore.faults import Fault, FaultyStore, InjectedFault, SimulatedCrash
-from tables.objectstore import ObjectStore
-from tables.objectstore.memory import MemoryStore
-from tables.objectstore.s3 import S3Store
-from tables.pointer import TOMBSTONES, Pointer
-from tables.tablestore import TableStore
+import iceshelf.tables.clock
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.errors import CommitStateUnknownException
+from iceshelf.tables.names import Identifier, all_entries_prefix
+from iceshelf.tables.objectstore.faults import Fault, FaultyStore, InjectedFault, SimulatedCrash
+from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.objectstore.memory import MemoryStore
+from iceshelf.tables.objectstore.s3 import S3Store
+from iceshelf.tables.pointer import TOMBSTONES, Pointer
+from iceshelf.tables.tablestore import TableStore
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False))
 A, B, E = ("a",), ("b",), ("e",)
@@ -148,8 +148,8 @@ def count_operations(scenario: Scenario, fresh: Callable[[], ObjectStore]) -> in
 
 def recover(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> TableStore:
     """A restarted replica, later than every protocol timeout, that has read everything once."""
-    real_now = tables.clock.now_ms
-    monkeypatch.setattr(tables.clock, "now_ms", lambda: real_now() + 3_600_000)
+    real_now = iceshelf.tables.clock.now_ms
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", lambda: real_now() + 3_600_000)
     ts = TableStore("crash", store)
     for ns in ts.namespaces.list():
         for name in ts.list_tables(ns):

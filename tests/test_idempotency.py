@@ -8,9 +8,9 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from tables.idempotency import IdempotencyRecords
-from tables.objectstore import open_store
-from tables.settings import S3Settings
+from iceshelf.tables.idempotency import IdempotencyRecords
+from iceshelf.tables.objectstore import open_store
+from iceshelf.tables.settings import S3Settings
 from tests.clients import CatalogEnv, unique_name
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import tables.clock
-from compaction.leases import Leases
-from tables.objectstore import ObjectStore, open_store
-from tables.objectstore.memory import MemoryStore
-from tables.settings import S3Settings
+import iceshelf.tables.clock
+from iceshelf.compaction.leases import Leases
+from iceshelf.tables.objectstore import ObjectStore, open_store
+from iceshelf.tables.objectstore.memory import MemoryStore
+from iceshelf.tables.settings import S3Settings
 from tests.servers.seaweed import SeaweedServer
 
 
@@ -72,8 +72,8 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_learns_it(store: Obje
     held = first.acquire("tables/t")
     assert held is not None and second.acquire("tables/t") is None
 
-    now = tables.clock.now_ms()
-    monkeypatch.setattr(tables.clock, "now_ms", lambda: now + 31_000)  # the first holder stalled past its expiry
+    now = iceshelf.tables.clock.now_ms()
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", lambda: now + 31_000)  # the first holder stalled past its expiry
     taken = second.acquire("tables/t")
     assert taken is not None
     assert held.renew() is False and held.lost

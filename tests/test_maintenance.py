@@ -208,7 +208,7 @@ def start_scheduler(location: str, seaweed: SeaweedServer | None, log: Path) -> 
     env = {**CatalogEnv("", None, location, seaweed).s3_env(), "ICESHELF_LOG_LEVEL": "info"}  # type: ignore[arg-type]
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "catalog.cli", "maintenance", "--warehouse", location, "--interval", "0.2"],
+            [sys.executable, "-m", "iceshelf.catalog.cli", "maintenance", "--warehouse", location, "--interval", "0.2"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},

@@ -11,9 +11,9 @@ import pytest
 from pyiceberg.manifest import ManifestContent, ManifestFile, read_manifest_list, write_manifest_list
 from pyiceberg.table.snapshots import Snapshot
 
-from tables.fileio import StoreFileIO
-from tables.manifest_lists import ManifestLists
-from tables.objectstore.memory import MemoryStore
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.manifest_lists import ManifestLists
+from iceshelf.tables.objectstore.memory import MemoryStore
 
 SYNC_SIZE = 16
 

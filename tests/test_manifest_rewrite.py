@@ -6,10 +6,10 @@ import pyarrow as pa
 import pytest
 from pyiceberg.manifest import ManifestContent, ManifestFile
 
-from compaction.manifest_io import read_manifest_list
-from compaction.manifests import plan_manifest_rewrite, rewrite_manifests
-from tables.fileio import StoreFileIO
-from tables.names import Identifier
+from iceshelf.compaction.manifest_io import read_manifest_list
+from iceshelf.compaction.manifests import plan_manifest_rewrite, rewrite_manifests
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.names import Identifier
 from tests.clients import CatalogEnv
 from tests.compaction_support import fresh_rows, table_store, warehouse_store
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tables.objectstore import (
+from iceshelf.tables.objectstore import (
     CREATE,
     OVERWRITE,
     ObjectAlreadyExists,
@@ -29,8 +29,8 @@ from tables.objectstore import (
     PreconditionFailed,
     Update,
 )
-from tables.objectstore.local import LocalStore
-from tables.objectstore.memory import MemoryStore
+from iceshelf.tables.objectstore.local import LocalStore
+from iceshelf.tables.objectstore.memory import MemoryStore
 
 REPO = Path(__file__).resolve().parent.parent
 THREADS = 16
@@ -398,7 +398,7 @@ class TestLocalStore(StoreConformance):
             """
             import json, os, sys, time
             sys.path.insert(0, sys.argv[1])
-            from tables.objectstore.local import LocalStore
+            from iceshelf.tables.objectstore.local import LocalStore
             from tests.test_objectstore import increment
             store = LocalStore(sys.argv[2])
             while not os.path.exists(sys.argv[3]):
@@ -445,21 +445,21 @@ class TestS3Store(StoreConformance):
 
     @pytest.fixture
     def store(self, seaweed, bucket: str) -> ObjectStore:
-        from tables.objectstore.s3 import S3Store
+        from iceshelf.tables.objectstore.s3 import S3Store
 
         store = S3Store(bucket, f"run/{uuid.uuid4().hex}", seaweed.s3_settings())
         yield store
         store.close()
 
     def test_root_uri(self, seaweed, bucket: str) -> None:
-        from tables.objectstore.s3 import S3Store
+        from iceshelf.tables.objectstore.s3 import S3Store
 
         assert S3Store(bucket, "a/b/", seaweed.s3_settings()).root_uri == f"s3://{bucket}/a/b"
         assert S3Store(bucket, "", seaweed.s3_settings()).root_uri == f"s3://{bucket}"
 
     def test_open_store(self, seaweed, bucket: str) -> None:
-        from tables.objectstore import open_store
-        from tables.objectstore.s3 import S3Store
+        from iceshelf.tables.objectstore import open_store
+        from iceshelf.tables.objectstore.s3 import S3Store
 
         store = open_store(f"s3://{bucket}/wh/x", seaweed.s3_settings())
         assert isinstance(store, S3Store)
@@ -471,7 +471,7 @@ class TestS3Store(StoreConformance):
             store.close()
 
     def test_bucket_root_store(self, seaweed) -> None:
-        from tables.objectstore.s3 import S3Store
+        from iceshelf.tables.objectstore.s3 import S3Store
 
         bucket = seaweed.create_bucket()
         store = S3Store(bucket, "", seaweed.s3_settings())
@@ -485,7 +485,7 @@ class TestS3Store(StoreConformance):
             store.close()
 
     def test_prefixes_isolate_stores(self, seaweed, bucket: str) -> None:
-        from tables.objectstore.s3 import S3Store
+        from iceshelf.tables.objectstore.s3 import S3Store
 
         a = S3Store(bucket, "iso/a", seaweed.s3_settings())
         ab = S3Store(bucket, "iso/ab", seaweed.s3_settings())
@@ -509,9 +509,9 @@ class TestS3Store(StoreConformance):
     def test_unreachable_endpoint_is_a_fault(self, bucket: str) -> None:
         import socket
 
-        from tables.objectstore.base import ObjectStoreError
-        from tables.objectstore.s3 import S3Store
-        from tables.settings import S3Settings
+        from iceshelf.tables.objectstore.base import ObjectStoreError
+        from iceshelf.tables.objectstore.s3 import S3Store
+        from iceshelf.tables.settings import S3Settings
 
         with socket.socket() as s:  # a port nobody listens on
             s.bind(("127.0.0.1", 0))
@@ -532,7 +532,7 @@ class TestS3Store(StoreConformance):
         (``ObjectAlreadyExists``/``PreconditionFailed``). The store must raise the transport
         fault instead, so the caller knows the outcome is unknown and re-reads.
         """
-        import tables.objectstore.s3 as s3mod
+        import iceshelf.tables.objectstore.s3 as s3mod
 
         monkeypatch.setattr(s3mod, "_TIMEOUT_S", 1)
         with _BlackHoleProxy(seaweed.endpoint_url) as proxy:
@@ -561,9 +561,9 @@ class TestS3Store(StoreConformance):
 
     def test_faults_are_not_outcomes(self, seaweed) -> None:
         """A missing bucket or bad credentials are faults, not ``ObjectNotFound``/``PreconditionFailed``."""
-        from tables.objectstore.base import ObjectStoreError
-        from tables.objectstore.s3 import S3Store
-        from tables.settings import S3Settings
+        from iceshelf.tables.objectstore.base import ObjectStoreError
+        from iceshelf.tables.objectstore.s3 import S3Store
+        from iceshelf.tables.settings import S3Settings
 
         missing = S3Store("no-such-bucket-here", "", seaweed.s3_settings())
         bad = S3Store(seaweed.create_bucket(), "", S3Settings(seaweed.endpoint_url, seaweed.access_key, "wrong", region=seaweed.region))
@@ -580,7 +580,7 @@ class TestS3Store(StoreConformance):
             bad.close()
 
     def test_separate_clients_race_create(self, seaweed, bucket: str) -> None:
-        from tables.objectstore.s3 import S3Store
+        from iceshelf.tables.objectstore.s3 import S3Store
 
         prefix = f"run/{uuid.uuid4().hex}"
         stores = [S3Store(bucket, prefix, seaweed.s3_settings()) for _ in range(4)]

@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pytest
 
-from compaction.config import MaintenanceStore
-from compaction.orphans import Noncurrent, UnmappableLocation, referenced_key, remove_orphans
-from tables import clock
-from tables.names import Identifier
-from tables.objectstore.memory import MemoryStore
+from iceshelf.compaction.config import MaintenanceStore
+from iceshelf.compaction.orphans import Noncurrent, UnmappableLocation, referenced_key, remove_orphans
+from iceshelf.tables import clock
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.memory import MemoryStore
 from tests.clients import CatalogEnv
 from tests.compaction_support import referenced_files, table_objects, table_store, warehouse_store
 

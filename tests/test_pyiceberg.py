@@ -11,8 +11,8 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from tables.objectstore import open_store
-from tables.settings import S3Settings
+from iceshelf.tables.objectstore import open_store
+from iceshelf.tables.settings import S3Settings
 from tests.clients import CatalogEnv, unique_name
 
 SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("category", pa.string())])

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def iceshelf_sql(env: CatalogEnv, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "catalog.cli", "sql", "--url", env.url, *args]
+    command = [sys.executable, "-m", "iceshelf.catalog.cli", "sql", "--url", env.url, *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 

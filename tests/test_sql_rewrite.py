@@ -9,13 +9,13 @@ import decimal
 import pyarrow as pa
 import pytest
 
-from sql.check import check
-from sql.errors import SqlRefusedError
-from sql.history import new_query_id
-from sql.rewrite import Condition, Plan, TableInfo, Virtual, rewrite
-from sql.types import rows_json, trino_type
-from tables.errors import NoSuchTableError
-from tables.names import Identifier
+from iceshelf.sql.check import check
+from iceshelf.sql.errors import SqlRefusedError
+from iceshelf.sql.history import new_query_id
+from iceshelf.sql.rewrite import Condition, Plan, TableInfo, Virtual, rewrite
+from iceshelf.sql.types import rows_json, trino_type
+from iceshelf.tables.errors import NoSuchTableError
+from iceshelf.tables.names import Identifier
 
 T = "file:///w/ns/t/metadata/00002.metadata.json"
 U = "s3://bucket/ns/u/metadata/00001.metadata.json"

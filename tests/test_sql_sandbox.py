@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from sql.check import check
-from sql.engine import Engine
-from sql.errors import QueryFailedError
-from sql.rewrite import Plan
-from tables.settings import Settings, SqlSettings
-from tables.warehouses import Warehouses
+from iceshelf.sql.check import check
+from iceshelf.sql.engine import Engine
+from iceshelf.sql.errors import QueryFailedError
+from iceshelf.sql.rewrite import Plan
+from iceshelf.tables.settings import Settings, SqlSettings
+from iceshelf.tables.warehouses import Warehouses
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,10 @@ from botocore.exceptions import ClientError
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.utils.concurrent import ExecutorFactory
 
-from tables.access import Grant, PrincipalStore
-from tables.access.principals import NewCredentials
-from tables.duckdb_extensions import connect
-from tables.objectstore import open_store
+from iceshelf.tables.access import Grant, PrincipalStore
+from iceshelf.tables.access.principals import NewCredentials
+from iceshelf.tables.duckdb_extensions import connect
+from iceshelf.tables.objectstore import open_store
 from tests.clients import CatalogEnv, unique_name
 from tests.servers.iceshelf import IceshelfServer, start_iceshelf
 from tests.servers.seaweed import SeaweedServer, start_seaweed

@@ -27,21 +27,21 @@ from pyiceberg.table.update import (
 )
 from pyiceberg.types import LongType, NestedField, StringType
 
-import tables.clock
-import tables.entries
-from tables.commit import TableChange
-from tables.errors import (
+import iceshelf.tables.clock
+import iceshelf.tables.entries
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.errors import (
     CommitFailedException,
     NamespaceNotEmptyError,
     NoSuchNamespaceError,
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from tables.names import Identifier, entries_prefix, entry_key
-from tables.objectstore import CREATE, OVERWRITE, PreconditionFailed, Update
-from tables.objectstore.memory import MemoryStore
-from tables.pointer import TOMBSTONES, Pointer
-from tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.names import Identifier, entries_prefix, entry_key
+from iceshelf.tables.objectstore import CREATE, OVERWRITE, PreconditionFailed, Update
+from iceshelf.tables.objectstore.memory import MemoryStore
+from iceshelf.tables.pointer import TOMBSTONES, Pointer
+from iceshelf.tables.tablestore import LoadedTable, TableStore
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "name", StringType(), required=False))
 _VERSION = re.compile(r"/metadata/(\d{5})-[0-9a-f-]{36}\.metadata\.json$")
@@ -304,7 +304,7 @@ def test_commit_to_missing_table_is_no_such_table():
 
 
 def _later(ms: int):
-    """A stand-in for ``tables.clock.now_ms``: ``ms`` in the future."""
+    """A stand-in for ``iceshelf.tables.clock.now_ms``: ``ms`` in the future."""
     return lambda: int(time.time() * 1000) + ms
 
 
@@ -354,12 +354,12 @@ def test_crash_after_step_2_aborts_only_after_timeout_and_fences_the_renamer(ren
     ts, source, target, table = renaming
     source_before, _ = _crash_after_step_2(ts, source, target)
 
-    monkeypatch.setattr(tables.clock, "now_ms", _later(tables.entries.RENAME_TIMEOUT_MS - 2_000))
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(iceshelf.tables.entries.RENAME_TIMEOUT_MS - 2_000))
     assert ts.entries.read(target) is None
     assert ts.entries.read_raw(target).pointer.state == "pending", "aborted before RENAME_TIMEOUT_MS"
     assert ts.entries.read_raw(source).etag == source_before.etag
 
-    monkeypatch.setattr(tables.clock, "now_ms", _later(tables.entries.RENAME_TIMEOUT_MS + 2_000))
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(iceshelf.tables.entries.RENAME_TIMEOUT_MS + 2_000))
     assert ts.entries.read(target) is None
     assert ts.entries.read_raw(target).pointer.state == "aborted"
     source_after = ts.entries.read_raw(source)
@@ -383,7 +383,7 @@ def test_crash_after_step_3_rolls_forward_on_reading_the_target(renaming, monkey
     ts, source, target, table = renaming
     _crash_after_step_3(ts, source, target)
     # Even long after the timeout, a target whose source is ``moved`` to it is never aborted.
-    monkeypatch.setattr(tables.clock, "now_ms", _later(10 * tables.entries.RENAME_TIMEOUT_MS))
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(10 * iceshelf.tables.entries.RENAME_TIMEOUT_MS))
 
     loaded = ts.load_table(target)
     assert loaded.metadata_location == table.metadata_location

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from catalog.idempotency import LIFETIME as IDEMPOTENCY_LIFETIME
-from catalog.results import client_config
+from iceshelf.catalog.idempotency import LIFETIME as IDEMPOTENCY_LIFETIME
+from iceshelf.catalog.results import client_config
 
 router = APIRouter(tags=["configuration"])
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from catalog import auth
-from catalog.deps import NAMESPACE_SEPARATOR, namespace_param, warehouse
-from catalog.models import CreateNamespaceRequest, UpdateNamespacePropertiesRequest
-from catalog.paging import page
-from tables.access import Level, Resource
-from tables.errors import NoSuchNamespaceError
+from iceshelf.catalog import auth
+from iceshelf.catalog.deps import NAMESPACE_SEPARATOR, namespace_param, warehouse
+from iceshelf.catalog.models import CreateNamespaceRequest, UpdateNamespacePropertiesRequest
+from iceshelf.catalog.paging import page
+from iceshelf.tables.access import Level, Resource
+from iceshelf.tables.errors import NoSuchNamespaceError
 
 router = APIRouter(prefix="/v1/{prefix}/namespaces", tags=["namespaces"])
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from catalog import auth
-from catalog.deps import identifier_param, warehouse
-from catalog.models import S3SignRequest
-from tables.access import Level
-from tables.errors import BadRequestError, ForbiddenError, NoSuchTableError
-from tables.signing import RemoteSigner, SignRequest
-from tables.storage_scope import TableScope, staged_scope, table_scope
+from iceshelf.catalog import auth
+from iceshelf.catalog.deps import identifier_param, warehouse
+from iceshelf.catalog.models import S3SignRequest
+from iceshelf.tables.access import Level
+from iceshelf.tables.errors import BadRequestError, ForbiddenError, NoSuchTableError
+from iceshelf.tables.signing import RemoteSigner, SignRequest
+from iceshelf.tables.storage_scope import TableScope, staged_scope, table_scope
 
 router = APIRouter(prefix="/v1/{prefix}", tags=["signer"])
 

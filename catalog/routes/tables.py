@@ -7,24 +7,24 @@ import logging
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from catalog import auth
-from catalog.delegation import table_access, vended_access
-from catalog.deps import identifier_param, namespace_param, warehouse
-from catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
-from catalog.models import (
+from iceshelf.catalog import auth
+from iceshelf.catalog.delegation import table_access, vended_access
+from iceshelf.catalog.deps import identifier_param, namespace_param, warehouse
+from iceshelf.catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
+from iceshelf.catalog.models import (
     CommitTableRequest,
     CreateTableRequest,
     RegisterTableRequest,
     RenameTableRequest,
     ReportMetricsRequest,
 )
-from catalog.paging import identifiers_response
-from catalog.results import json_bytes, load_table_response
-from tables.commit import TableChange
-from tables.errors import BadRequestError, NoSuchTableError
-from tables.metadata import serialize_metadata
-from tables.names import Identifier, check_identifier, check_name
-from tables.tablestore import LoadedTable
+from iceshelf.catalog.paging import identifiers_response
+from iceshelf.catalog.results import json_bytes, load_table_response
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.errors import BadRequestError, NoSuchTableError
+from iceshelf.tables.metadata import serialize_metadata
+from iceshelf.tables.names import Identifier, check_identifier, check_name
+from iceshelf.tables.tablestore import LoadedTable
 
 router = APIRouter(prefix="/v1/{prefix}", tags=["tables"])
 log = logging.getLogger("iceshelf.catalog")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from catalog import auth
-from catalog.deps import warehouse
-from catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
-from catalog.models import CommitTransactionRequest
-from tables.access import Level, Resource
-from tables.commit import TableChange
-from tables.errors import BadRequestError
-from tables.names import check_identifier
+from iceshelf.catalog import auth
+from iceshelf.catalog.deps import warehouse
+from iceshelf.catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
+from iceshelf.catalog.models import CommitTransactionRequest
+from iceshelf.tables.access import Level, Resource
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.names import check_identifier
 
 router = APIRouter(prefix="/v1/{prefix}", tags=["transactions"])
 

@@ -13,21 +13,21 @@ from pydantic import Field
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewVersion
 
-from catalog import auth
-from catalog.deps import identifier_param, namespace_param, warehouse
-from catalog.models import (
+from iceshelf.catalog import auth
+from iceshelf.catalog.deps import identifier_param, namespace_param, warehouse
+from iceshelf.catalog.models import (
     RegisterViewRequest,
     RenameTableRequest,
     RequestModel,
     TableIdentifierModel,
 )
-from catalog.paging import identifiers_response
-from catalog.results import json_bytes
-from tables.errors import NoSuchViewError
-from tables.names import Identifier, check_identifier, check_name
-from tables.tablestore import TableStore
-from tables.view_metadata import AssertViewUUID, ViewUpdate
-from tables.views import LoadedView
+from iceshelf.catalog.paging import identifiers_response
+from iceshelf.catalog.results import json_bytes
+from iceshelf.tables.errors import NoSuchViewError
+from iceshelf.tables.names import Identifier, check_identifier, check_name
+from iceshelf.tables.tablestore import TableStore
+from iceshelf.tables.view_metadata import AssertViewUUID, ViewUpdate
+from iceshelf.tables.views import LoadedView
 
 router = APIRouter(prefix="/v1/{prefix}", tags=["views"])
 

@@ -4,8 +4,8 @@ It lives in ``tables/`` because every protocol on top (REST catalog, SQL, mainte
 the same way about the same tables; HTTP specifics stay in ``catalog/auth.py``.
 """
 
-from tables.access.gate import AccessGate
-from tables.access.grants import Grant, Level, Resource
-from tables.access.principals import OPEN, NewCredentials, Principal, PrincipalStore
+from iceshelf.tables.access.gate import AccessGate
+from iceshelf.tables.access.grants import Grant, Level, Resource
+from iceshelf.tables.access.principals import OPEN, NewCredentials, Principal, PrincipalStore
 
 __all__ = ["AccessGate", "Grant", "Level", "NewCredentials", "OPEN", "Principal", "PrincipalStore", "Resource"]

@@ -14,11 +14,11 @@ from __future__ import annotations
 import base64
 import binascii
 
-from tables.access.principals import OPEN, Principal, PrincipalStore, split_api_key
-from tables.access.tokens import OidcVerifier, TokenIssuer
-from tables.errors import NotAuthorizedError
-from tables.objectstore import ObjectStore
-from tables.settings import AuthSettings
+from iceshelf.tables.access.principals import OPEN, Principal, PrincipalStore, split_api_key
+from iceshelf.tables.access.tokens import OidcVerifier, TokenIssuer
+from iceshelf.tables.errors import NotAuthorizedError
+from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.settings import AuthSettings
 
 
 class AccessGate:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from tables.errors import BadRequestError
-from tables.names import Identifier, Namespace, check_identifier, check_name, check_namespace
+from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.names import Identifier, Namespace, check_identifier, check_name, check_namespace
 
 ANY_WAREHOUSE = "*"
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 from urllib.parse import quote, unquote
 
-from tables.access.grants import Grant, Level, Resource, allows, can_see
-from tables.errors import BadRequestError, ForbiddenError
-from tables.names import check_name
-from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
-from tables.retry import backoff
+from iceshelf.tables.access.grants import Grant, Level, Resource, allows, can_see
+from iceshelf.tables.errors import BadRequestError, ForbiddenError
+from iceshelf.tables.names import check_name
+from iceshelf.tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
+from iceshelf.tables.retry import backoff
 
 PREFIX = "_catalog/access/principals/"
 API_KEY_PREFIX = "isk_"

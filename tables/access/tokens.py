@@ -17,9 +17,9 @@ import uuid
 
 import jwt
 
-from tables.errors import NotAuthorizedError
-from tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore
-from tables.settings import AuthSettings
+from iceshelf.tables.errors import NotAuthorizedError
+from iceshelf.tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore
+from iceshelf.tables.settings import AuthSettings
 
 SIGNING_KEY = "_catalog/access/signing-key.json"
 ISSUER = "iceshelf"

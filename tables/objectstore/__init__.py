@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tables.objectstore.base import (
+from iceshelf.tables.objectstore.base import (
     CREATE,
     OVERWRITE,
     Create,
@@ -17,21 +17,21 @@ from tables.objectstore.base import (
     PutMode,
     Update,
 )
-from tables.settings import S3Settings
+from iceshelf.tables.settings import S3Settings
 
 
 def open_store(location: str, s3: S3Settings) -> ObjectStore:
     """The store for a warehouse location: ``s3://bucket[/prefix]``, ``memory://name`` or a local directory."""
     if location.startswith(("s3://", "s3a://")):
-        from tables.objectstore.s3 import S3Store
+        from iceshelf.tables.objectstore.s3 import S3Store
 
         bucket, _, prefix = location.split("://", 1)[1].partition("/")
         return S3Store(bucket, prefix.strip("/"), s3)
     if location.startswith("memory://"):
-        from tables.objectstore.memory import MemoryStore
+        from iceshelf.tables.objectstore.memory import MemoryStore
 
         return MemoryStore(location)
-    from tables.objectstore.local import LocalStore
+    from iceshelf.tables.objectstore.local import LocalStore
 
     return LocalStore(location.removeprefix("file://"))
 

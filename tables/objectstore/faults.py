@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
-from tables.objectstore.base import (
+from iceshelf.tables.objectstore.base import (
     GetResult,
     ObjectMeta,
     ObjectStore,

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from tables.objectstore.base import (
+from iceshelf.tables.objectstore.base import (
     Create,
     GetResult,
     ObjectAlreadyExists,

@@ -6,7 +6,7 @@ import threading
 import time
 from itertools import count
 
-from tables.objectstore.base import (
+from iceshelf.tables.objectstore.base import (
     Create,
     GetResult,
     ObjectAlreadyExists,

@@ -48,7 +48,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
 )
 
-from tables.objectstore.base import (
+from iceshelf.tables.objectstore.base import (
     Create,
     GetResult,
     ObjectAlreadyExists,
@@ -60,7 +60,7 @@ from tables.objectstore.base import (
     PutMode,
     Update,
 )
-from tables.settings import S3Settings
+from iceshelf.tables.settings import S3Settings
 
 _TIMEOUT_S = 60
 #: Attempts per idempotent request, at each of botocore's and s3fs's retry layers.

@@ -41,13 +41,13 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary, update_snaps
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSnapshotRefUpdate
 from pyiceberg.typedef import Record
 
-from tables.batching import Ticket
-from tables.commit import TableChange
-from tables.errors import CommitFailedException
-from tables.fileio import StoreFileIO
-from tables.names import Identifier
-from tables.objectstore.memory import MemoryStore
-from tables.tablestore import TableStore
+from iceshelf.tables.batching import Ticket
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.errors import CommitFailedException
+from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.memory import MemoryStore
+from iceshelf.tables.tablestore import TableStore
 from tests.modelcheck.explorer import Outcome, Process, fork
 from tests.modelcheck.invariants import check_acknowledged, snapshot_chain, visible
 from tests.modelcheck.processes import DB, SCHEMA, warehouse

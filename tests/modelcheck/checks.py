@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tables.metadata_files import MetadataFile
-from tables.names import Identifier
-from tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.metadata_files import MetadataFile
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.tablestore import LoadedTable, TableStore
 from tests.modelcheck.explorer import Outcome
 from tests.modelcheck.invariants import check_acknowledged, check_pointers, visible
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Callable, Literal
 
-from tables.errors import CommitStateUnknownException
-from tables.objectstore import ObjectStore
-from tables.objectstore.faults import InjectedFault, SimulatedCrash
-from tables.objectstore.memory import MemoryStore
-from tables.tablestore import TableStore
+from iceshelf.tables.errors import CommitStateUnknownException
+from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.objectstore.faults import InjectedFault, SimulatedCrash
+from iceshelf.tables.objectstore.memory import MemoryStore
+from iceshelf.tables.tablestore import TableStore
 from tests.modelcheck.invariants import recover
 from tests.modelcheck.scheduled_store import Action, Op, ScheduledStore, Scheduler
 from tests.modelcheck.world import World

@@ -12,10 +12,10 @@ from typing import Iterator
 
 from pyiceberg.table.metadata import TableMetadata
 
-from tables.metadata_files import MetadataFile
-from tables.names import Identifier, entries_prefix, entry_name_from_key, namespace_from_key, namespaces_prefix
-from tables.pointer import TOMBSTONES, Pointer
-from tables.tablestore import TableStore
+from iceshelf.tables.metadata_files import MetadataFile
+from iceshelf.tables.names import Identifier, entries_prefix, entry_name_from_key, namespace_from_key, namespaces_prefix
+from iceshelf.tables.pointer import TOMBSTONES, Pointer
+from iceshelf.tables.tablestore import TableStore
 
 #: The root of every namespace's entries ("_catalog/entries/"), derived rather than spelled out.
 ENTRIES_ROOT = entries_prefix(("-",)).rsplit("/", 2)[0] + "/"

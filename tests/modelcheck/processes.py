@@ -15,18 +15,18 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetPropertiesUpdate, SetSnapshotRefUpdate
 from pyiceberg.types import LongType, NestedField
 
-from tables.commit import TableChange
-from tables.errors import (
+from iceshelf.tables.commit import TableChange
+from iceshelf.tables.errors import (
     CommitFailedException,
     NamespaceNotEmptyError,
     NoSuchNamespaceError,
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from tables.names import Identifier
-from tables.objectstore.memory import MemoryStore
-from tables.rebase import REBASE_PROPERTY
-from tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.memory import MemoryStore
+from iceshelf.tables.rebase import REBASE_PROPERTY
+from iceshelf.tables.tablestore import LoadedTable, TableStore
 from tests.modelcheck.explorer import Process
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False))

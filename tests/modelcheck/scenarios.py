@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from tables.names import namespaces_prefix
-from tables.tablestore import TableStore
-from tables.transactions import TxnRecords
+from iceshelf.tables.names import namespaces_prefix
+from iceshelf.tables.tablestore import TableStore
+from iceshelf.tables.transactions import TxnRecords
 from tests.modelcheck.appends import append_warehouse, check_outcomes, observe_appends, racers
 from tests.modelcheck.checks import (
     Check,

@@ -20,8 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Literal, TypeVar
 
-from tables.objectstore import Create, GetResult, ObjectMeta, ObjectStore, Overwrite, PutMode, Update
-from tables.objectstore.faults import InjectedFault, SimulatedCrash
+from iceshelf.tables.objectstore import Create, GetResult, ObjectMeta, ObjectStore, Overwrite, PutMode, Update
+from iceshelf.tables.objectstore.faults import InjectedFault, SimulatedCrash
 
 Action = Literal["step", "crash", "fail", "lost"]
 T = TypeVar("T")

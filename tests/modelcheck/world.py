@@ -19,8 +19,8 @@ from itertools import count
 from typing import Iterator
 from unittest import mock
 
-import tables.clock
-import tables.retry
+import iceshelf.tables.clock
+import iceshelf.tables.retry
 from tests.modelcheck.scheduled_store import Scheduler
 
 #: Longer than every protocol timeout (rename, transaction, namespace-drop mark: 30 s each).
@@ -69,13 +69,13 @@ class World:
 
     @contextmanager
     def installed(self) -> Iterator["World"]:
-        """Patch the seams: ``tables.clock.now_ms``, ``uuid.uuid4``, and every imported ``backoff``."""
+        """Patch the seams: ``iceshelf.tables.clock.now_ms``, ``uuid.uuid4``, and every imported ``backoff``."""
         with ExitStack() as stack:
-            stack.enter_context(mock.patch.object(tables.clock, "now_ms", self.now_ms))
+            stack.enter_context(mock.patch.object(iceshelf.tables.clock, "now_ms", self.now_ms))
             stack.enter_context(mock.patch.object(uuid, "uuid4", self.uuid4))
             # Modules import ``backoff`` by name, so each module's binding is patched -- found by
             # identity, so a module the lead adds later is covered without editing this list.
-            original = tables.retry.backoff
+            original = iceshelf.tables.retry.backoff
             for module in [m for name, m in sys.modules.items() if name.startswith("tables.") and m is not None]:
                 if getattr(module, "backoff", None) is original:
                     stack.enter_context(mock.patch.object(module, "backoff", self.backoff))

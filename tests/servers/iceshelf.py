@@ -46,7 +46,7 @@ def start_iceshelf(warehouse: str, log_dir: Path, env: dict[str, str] | None = N
     # Background maintenance would rewrite and expire other tests' tables under them: tests that
     # want the scheduler pass ICESHELF_MAINTENANCE=on in ``env``.
     full_env = {**os.environ, "ICESHELF_MAINTENANCE": "off", **(env or {})}
-    command = [sys.executable, "-m", "catalog.cli", "serve", "--warehouse", warehouse, "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "iceshelf.catalog.cli", "serve", "--warehouse", warehouse, "--port", str(port), "--log-level", "warning"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=Path(__file__).parents[2])
     server = IceshelfServer(f"http://127.0.0.1:{port}", process, log_path)

@@ -141,7 +141,7 @@ class SeaweedServer:
         return name
 
     def s3_settings(self):
-        from tables.settings import S3Settings
+        from iceshelf.tables.settings import S3Settings
 
         return S3Settings(
             endpoint_url=self.endpoint_url,
