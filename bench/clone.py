@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSnapshotRefUpdate
 
-from iceshelf.tables.commit import TableChange
+from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.tablestore import TableStore
 

@@ -87,7 +87,7 @@ class Warehouse:
         return RestCatalog(f"bench-{uuid.uuid4().hex[:6]}", uri=self.url, **self.client)
 
     def duckdb(self, attach: bool = True):
-        from iceshelf.compaction.engine import secret_sql
+        from iceshelf.compaction.rewrite.datapath import secret_sql
         from iceshelf.tables.duckdb_extensions import connect
 
         con = connect()
@@ -138,8 +138,8 @@ def write_table(wh: Warehouse, name: str, files: int, total_bytes: int, seed: in
 
 def run_compaction_job(wh: Warehouse, name: str) -> None:
     """What the ``icebergCompaction`` job (and ``iceshelf compact``) does to a table: compact, then its manifest step."""
-    from iceshelf.compaction.compact import CompactionOptions
-    from iceshelf.compaction.compaction_job import run_compaction
+    from iceshelf.compaction.rewrite.compact import CompactionOptions
+    from iceshelf.compaction.jobs.compaction import run_compaction
 
     tables = wh.tables()
     try:
@@ -158,7 +158,7 @@ def clone(wh: Warehouse, source: str, name: str) -> str:
 
 
 def compact_op(wh: Warehouse, clones: list[str], report: list[dict]):
-    from iceshelf.compaction.compact import compact_table
+    from iceshelf.compaction.rewrite.compact import compact_table
 
     tables = wh.tables()
 
@@ -279,7 +279,7 @@ def _warehouses(cfg: CompactionBenchConfig, stack: ExitStack, workdir: Path, log
 
 
 def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = print) -> dict:
-    from iceshelf.compaction.engine import EngineOptions
+    from iceshelf.compaction.rewrite.datapath import EngineOptions
 
     results = Results()
     started = time.perf_counter()

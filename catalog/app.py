@@ -10,14 +10,15 @@ from fastapi import Depends, FastAPI
 from iceshelf.catalog import auth, errors, idempotency
 from iceshelf.catalog.deps import identifier_param, warehouse
 from iceshelf.catalog.routes import config, namespaces, signer, tables, transactions, views
-from iceshelf.compaction.api import build_router as maintenance_router
-from iceshelf.compaction.scheduler import Scheduler
-from iceshelf.sql import athena, trino
+from iceshelf.catalog.routes.maintenance import build_router as maintenance_router
+from iceshelf.compaction.jobs.scheduler import Scheduler
+from iceshelf.catalog.routes import sql_queries as athena
+from iceshelf.catalog.routes import sql_trino as trino
 from iceshelf.sql.queries import QueryService
 from iceshelf.tables.access import AccessGate
-from iceshelf.tables.credentials import CredentialVendor
+from iceshelf.tables.delegation.credentials import CredentialVendor
 from iceshelf.tables.settings import Settings
-from iceshelf.tables.signing import RemoteSigner
+from iceshelf.tables.delegation.signing import RemoteSigner
 from iceshelf.tables.warehouses import Warehouses
 
 

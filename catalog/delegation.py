@@ -23,10 +23,10 @@ from iceshelf.catalog import auth
 from iceshelf.catalog.deps import NAMESPACE_SEPARATOR
 from iceshelf.catalog.results import NO_ACCESS, StorageAccess, client_config
 from iceshelf.tables.access import Level
-from iceshelf.tables.credentials import CredentialsUnavailable
+from iceshelf.tables.delegation.credentials import CredentialsUnavailable
 from iceshelf.tables.errors import ForbiddenError
 from iceshelf.tables.names import Identifier
-from iceshelf.tables.storage_scope import table_scope
+from iceshelf.tables.delegation.scope import table_scope
 from iceshelf.tables.tablestore import TableStore
 
 HEADER = "X-Iceberg-Access-Delegation"

@@ -1,6 +1,6 @@
 """The ``Idempotency-Key`` header on mutating requests: run once, replay the final response.
 
-Storage and the protocol are in ``iceshelf.tables.idempotency``; this middleware only extracts the key,
+Storage and the protocol are in ``iceshelf.tables.state.idempotency``; this middleware only extracts the key,
 fingerprints the request, and captures or replays the HTTP response.
 """
 
@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from iceshelf.catalog.errors import error_response
 from iceshelf.tables.errors import NoSuchWarehouseError
-from iceshelf.tables.idempotency import Claimed, IdempotencyRecords, StoredResponse
+from iceshelf.tables.state.idempotency import Claimed, IdempotencyRecords, StoredResponse
 
 HEADER = "Idempotency-Key"
 _HEADER_LOWER = HEADER.lower().encode("latin-1")

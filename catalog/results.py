@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request, Response
 
-from iceshelf.tables.metadata import serialize_metadata
+from iceshelf.tables.metadata.builder import serialize_metadata
 from iceshelf.tables.settings import S3Settings
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 

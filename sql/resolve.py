@@ -19,7 +19,7 @@ from pyiceberg.table import StaticTable
 
 from iceshelf.sql.rewrite import Scan, TableInfo
 from iceshelf.tables.errors import NoSuchNamespaceError, NoSuchTableError
-from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 from iceshelf.tables.warehouses import Warehouses

@@ -20,13 +20,13 @@ from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_bool
 
-from iceshelf.tables.commit import Committer, Staged, TableChange, not_found
-from iceshelf.tables.entries import Entries, EntryExists, already_exists
+from iceshelf.tables.commit.committer import Committer, Staged, TableChange, not_found
+from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
 from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError, NoSuchViewError
-from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.locations import check_unshared, default_location
-from iceshelf.tables.metadata import create_metadata
-from iceshelf.tables.metadata_files import MetadataFile, MetadataFiles
+from iceshelf.tables.metadata.builder import create_metadata
+from iceshelf.tables.metadata.files import MetadataFile, MetadataFiles
 from iceshelf.tables.names import (
     Identifier,
     Namespace,
@@ -34,11 +34,11 @@ from iceshelf.tables.names import (
     check_namespace,
     location_key_problem,
 )
-from iceshelf.tables.namespaces import Namespaces
+from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
-from iceshelf.tables.pointer import Kind, Pointer
+from iceshelf.tables.state.pointer import Kind, Pointer
 from iceshelf.tables.retry import backoff
-from iceshelf.tables.views import ViewFiles, ViewStore
+from iceshelf.tables.viewstore import ViewFiles, ViewStore
 
 log = logging.getLogger("iceshelf.tables")
 

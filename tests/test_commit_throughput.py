@@ -20,7 +20,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.manifest import write_manifest_list
 from pyiceberg.table.snapshots import Operation
 
-from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.objectstore.s3 import S3Store
 from tests.clients import CatalogEnv, unique_name
 from tests.servers.iceshelf import start_iceshelf

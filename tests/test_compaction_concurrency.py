@@ -27,10 +27,10 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from iceshelf.compaction.compact import CompactionOptions, compact_table
-from iceshelf.compaction.orphans import remove_orphans
-from iceshelf.compaction.planner import PlanOptions
-from iceshelf.compaction.replace import CompactionConflict
+from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
+from iceshelf.compaction.jobs.orphans import remove_orphans
+from iceshelf.compaction.rewrite.planner import PlanOptions
+from iceshelf.compaction.rewrite.replace import CompactionConflict
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.faults import Fault, FaultyStore, SimulatedCrash
 from tests.clients import CatalogEnv

@@ -39,12 +39,12 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from iceshelf.compaction.compact import CompactionOptions, compact_table
-from iceshelf.compaction.compaction_job import CompactionJob
-from iceshelf.compaction.config import MaintenanceStore
-from iceshelf.compaction.ordering import ZOrder, ordered
-from iceshelf.compaction.partitions import column, partition_sql
-from iceshelf.compaction.planner import PlanOptions
+from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
+from iceshelf.compaction.jobs.compaction import CompactionJob
+from iceshelf.compaction.jobs.config import MaintenanceStore
+from iceshelf.compaction.rewrite.ordering import ZOrder, ordered
+from iceshelf.compaction.rewrite.partitions import column, partition_sql
+from iceshelf.compaction.rewrite.planner import PlanOptions
 from iceshelf.tables.names import Identifier
 from tests.clients import CatalogEnv, unique_name
 from tests.compaction_support import append, data_files, fresh_rows, scanned_rows, table_store

@@ -23,7 +23,7 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
 from bench.clone import shallow_clone
-from iceshelf.compaction.engine import EngineOptions, memory_bytes, threads_for
+from iceshelf.compaction.rewrite.datapath import EngineOptions, memory_bytes, threads_for
 from iceshelf.tables.names import Identifier
 from tests.clients import CatalogEnv, unique_name
 from tests.compaction_support import data_files, table_store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from iceshelf.compaction.planner import MIB, REPARTITION, Candidate, PlanOptions, plan, resolve_strategy, target_file_size
+from iceshelf.compaction.rewrite.planner import MIB, REPARTITION, Candidate, PlanOptions, plan, resolve_strategy, target_file_size
 
 TARGET = 100 * MIB
 

@@ -30,14 +30,14 @@ from pyiceberg.table.update import SetPropertiesUpdate
 from pyiceberg.types import LongType, NestedField
 
 import iceshelf.tables.clock
-from iceshelf.tables.commit import TableChange
+from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import CommitStateUnknownException
 from iceshelf.tables.names import Identifier, all_entries_prefix
 from iceshelf.tables.objectstore.faults import Fault, FaultyStore, InjectedFault, SimulatedCrash
 from iceshelf.tables.objectstore import ObjectStore
 from iceshelf.tables.objectstore.memory import MemoryStore
 from iceshelf.tables.objectstore.s3 import S3Store
-from iceshelf.tables.pointer import TOMBSTONES, Pointer
+from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
 from iceshelf.tables.tablestore import TableStore
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False))

@@ -15,8 +15,8 @@ from pyiceberg.table.metadata import TableMetadataV2
 from pyiceberg.table.refs import SnapshotRef, SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot
 
-from iceshelf.compaction.config import ExpiryPolicy, SnapshotManagementSettings
-from iceshelf.compaction.expire import AssertStillExpirable, snapshots_to_expire
+from iceshelf.compaction.jobs.config import ExpiryPolicy, SnapshotManagementSettings
+from iceshelf.compaction.jobs.expiry import AssertStillExpirable, snapshots_to_expire
 from iceshelf.tables.errors import CommitFailedException
 from tests.clients import CatalogEnv
 from tests.compaction_support import warehouse_store

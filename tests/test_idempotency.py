@@ -8,7 +8,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from iceshelf.tables.idempotency import IdempotencyRecords
+from iceshelf.tables.state.idempotency import IdempotencyRecords
 from iceshelf.tables.objectstore import open_store
 from iceshelf.tables.settings import S3Settings
 from tests.clients import CatalogEnv, unique_name

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import iceshelf.tables.clock
-from iceshelf.compaction.leases import Leases
+from iceshelf.compaction.jobs.leases import Leases
 from iceshelf.tables.objectstore import ObjectStore, open_store
 from iceshelf.tables.objectstore.memory import MemoryStore
 from iceshelf.tables.settings import S3Settings

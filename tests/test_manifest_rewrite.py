@@ -6,9 +6,9 @@ import pyarrow as pa
 import pytest
 from pyiceberg.manifest import ManifestContent, ManifestFile
 
-from iceshelf.compaction.manifest_io import read_manifest_list
-from iceshelf.compaction.manifests import plan_manifest_rewrite, rewrite_manifests
-from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.compaction.manifests.codec import read_manifest_list
+from iceshelf.compaction.manifests.merge import plan_manifest_rewrite, rewrite_manifests
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
 from tests.clients import CatalogEnv
 from tests.compaction_support import fresh_rows, table_store, warehouse_store

@@ -28,8 +28,8 @@ from pyiceberg.table.update import (
 from pyiceberg.types import LongType, NestedField, StringType
 
 import iceshelf.tables.clock
-import iceshelf.tables.entries
-from iceshelf.tables.commit import TableChange
+import iceshelf.tables.state.entries
+from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import (
     CommitFailedException,
     NamespaceNotEmptyError,
@@ -40,7 +40,7 @@ from iceshelf.tables.errors import (
 from iceshelf.tables.names import Identifier, entries_prefix, entry_key
 from iceshelf.tables.objectstore import CREATE, OVERWRITE, PreconditionFailed, Update
 from iceshelf.tables.objectstore.memory import MemoryStore
-from iceshelf.tables.pointer import TOMBSTONES, Pointer
+from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "name", StringType(), required=False))
@@ -354,12 +354,12 @@ def test_crash_after_step_2_aborts_only_after_timeout_and_fences_the_renamer(ren
     ts, source, target, table = renaming
     source_before, _ = _crash_after_step_2(ts, source, target)
 
-    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(iceshelf.tables.entries.RENAME_TIMEOUT_MS - 2_000))
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(iceshelf.tables.state.entries.RENAME_TIMEOUT_MS - 2_000))
     assert ts.entries.read(target) is None
     assert ts.entries.read_raw(target).pointer.state == "pending", "aborted before RENAME_TIMEOUT_MS"
     assert ts.entries.read_raw(source).etag == source_before.etag
 
-    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(iceshelf.tables.entries.RENAME_TIMEOUT_MS + 2_000))
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(iceshelf.tables.state.entries.RENAME_TIMEOUT_MS + 2_000))
     assert ts.entries.read(target) is None
     assert ts.entries.read_raw(target).pointer.state == "aborted"
     source_after = ts.entries.read_raw(source)
@@ -383,7 +383,7 @@ def test_crash_after_step_3_rolls_forward_on_reading_the_target(renaming, monkey
     ts, source, target, table = renaming
     _crash_after_step_3(ts, source, target)
     # Even long after the timeout, a target whose source is ``moved`` to it is never aborted.
-    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(10 * iceshelf.tables.entries.RENAME_TIMEOUT_MS))
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", _later(10 * iceshelf.tables.state.entries.RENAME_TIMEOUT_MS))
 
     loaded = ts.load_table(target)
     assert loaded.metadata_location == table.metadata_location

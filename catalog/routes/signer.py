@@ -16,8 +16,8 @@ from iceshelf.catalog.deps import identifier_param, warehouse
 from iceshelf.catalog.models import S3SignRequest
 from iceshelf.tables.access import Level
 from iceshelf.tables.errors import BadRequestError, ForbiddenError, NoSuchTableError
-from iceshelf.tables.signing import RemoteSigner, SignRequest
-from iceshelf.tables.storage_scope import TableScope, staged_scope, table_scope
+from iceshelf.tables.delegation.signing import RemoteSigner, SignRequest
+from iceshelf.tables.delegation.scope import TableScope, staged_scope, table_scope
 
 router = APIRouter(prefix="/v1/{prefix}", tags=["signer"])
 

@@ -20,9 +20,9 @@ from iceshelf.catalog.models import (
 )
 from iceshelf.catalog.paging import identifiers_response
 from iceshelf.catalog.results import json_bytes, load_table_response
-from iceshelf.tables.commit import TableChange
+from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import BadRequestError, NoSuchTableError
-from iceshelf.tables.metadata import serialize_metadata
+from iceshelf.tables.metadata.builder import serialize_metadata
 from iceshelf.tables.names import Identifier, check_identifier, check_name
 from iceshelf.tables.tablestore import LoadedTable
 

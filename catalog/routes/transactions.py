@@ -9,7 +9,7 @@ from iceshelf.catalog.deps import warehouse
 from iceshelf.catalog.idempotency import HEADER as IDEMPOTENCY_HEADER
 from iceshelf.catalog.models import CommitTransactionRequest
 from iceshelf.tables.access import Level, Resource
-from iceshelf.tables.commit import TableChange
+from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import BadRequestError
 from iceshelf.tables.names import check_identifier
 

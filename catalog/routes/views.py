@@ -26,8 +26,8 @@ from iceshelf.catalog.results import json_bytes
 from iceshelf.tables.errors import NoSuchViewError
 from iceshelf.tables.names import Identifier, check_identifier, check_name
 from iceshelf.tables.tablestore import TableStore
-from iceshelf.tables.view_metadata import AssertViewUUID, ViewUpdate
-from iceshelf.tables.views import LoadedView
+from iceshelf.tables.metadata.views import AssertViewUUID, ViewUpdate
+from iceshelf.tables.viewstore import LoadedView
 
 router = APIRouter(prefix="/v1/{prefix}", tags=["views"])
 

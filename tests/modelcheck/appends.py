@@ -41,10 +41,10 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary, update_snaps
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSnapshotRefUpdate
 from pyiceberg.typedef import Record
 
-from iceshelf.tables.batching import Ticket
-from iceshelf.tables.commit import TableChange
+from iceshelf.tables.commit.batching import Ticket
+from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import CommitFailedException
-from iceshelf.tables.fileio import StoreFileIO
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.memory import MemoryStore
 from iceshelf.tables.tablestore import TableStore

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from iceshelf.tables.metadata_files import MetadataFile
+from iceshelf.tables.metadata.files import MetadataFile
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 from tests.modelcheck.explorer import Outcome

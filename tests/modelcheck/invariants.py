@@ -12,9 +12,9 @@ from typing import Iterator
 
 from pyiceberg.table.metadata import TableMetadata
 
-from iceshelf.tables.metadata_files import MetadataFile
+from iceshelf.tables.metadata.files import MetadataFile
 from iceshelf.tables.names import Identifier, entries_prefix, entry_name_from_key, namespace_from_key, namespaces_prefix
-from iceshelf.tables.pointer import TOMBSTONES, Pointer
+from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
 from iceshelf.tables.tablestore import TableStore
 
 #: The root of every namespace's entries ("_catalog/entries/"), derived rather than spelled out.

@@ -15,7 +15,7 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetPropertiesUpdate, SetSnapshotRefUpdate
 from pyiceberg.types import LongType, NestedField
 
-from iceshelf.tables.commit import TableChange
+from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import (
     CommitFailedException,
     NamespaceNotEmptyError,
@@ -25,7 +25,7 @@ from iceshelf.tables.errors import (
 )
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.memory import MemoryStore
-from iceshelf.tables.rebase import REBASE_PROPERTY
+from iceshelf.tables.commit.rebase import REBASE_PROPERTY
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 from tests.modelcheck.explorer import Process
 

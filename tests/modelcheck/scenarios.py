@@ -13,7 +13,7 @@ from typing import Callable
 
 from iceshelf.tables.names import namespaces_prefix
 from iceshelf.tables.tablestore import TableStore
-from iceshelf.tables.transactions import TxnRecords
+from iceshelf.tables.state.transactions import TxnRecords
 from tests.modelcheck.appends import append_warehouse, check_outcomes, observe_appends, racers
 from tests.modelcheck.checks import (
     Check,

@@ -1,0 +1,1 @@
+"""THE commit path: the change types, group commit, server-side rebase, and the committer."""

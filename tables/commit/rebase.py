@@ -1,0 +1,150 @@
+"""Server-side rebase of pure appends: a lost race on the branch head is not a conflict.
+
+An append only adds files, so when its ``assert-ref-snapshot-id`` fails because another commit
+moved the branch, the append still applies: Iceberg's Java ``AppendFiles`` and pyiceberg's
+retry loop redo it on the client by reloading the table. Here it is done once, in the server:
+a new manifest list = the append's own new manifests + the current head's manifests, the next
+sequence number, the parent set to the head, and the summary's totals recomputed. Everything
+else that fails its requirements still gets 409.
+
+Refused (the client keeps its 409): anything but exactly one ``append`` snapshot plus the
+``set-snapshot-ref`` of its branch; an append whose own manifests carry existing or deleted
+entries (a merge-append rewrote old manifests, so they would be counted twice); a head that
+does not descend from the append's parent; equality deletes committed in between (the
+appended rows would take the old data sequence number written in its manifests' entries and
+could be deleted by them); v3 tables (row lineage would need first-row-ids reassigned); and
+tables with ``iceshelf.commit.rebase-appends=false``.
+
+Manifest lists are read and written through ``iceshelf.tables.metadata.manifest_lists``, which keeps them: the head a
+rebase lands on is, on a busy table, the list the previous rebase on this server just wrote.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pyiceberg.io import FileIO
+from pyiceberg.manifest import ManifestFile
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.refs import SnapshotRefType
+from pyiceberg.table.snapshots import (
+    Operation,
+    Snapshot,
+    Summary,
+    update_snapshot_summaries,
+)
+from pyiceberg.table.update import (
+    AddSnapshotUpdate,
+    AssertRefSnapshotId,
+    SetSnapshotRefUpdate,
+)
+from pyiceberg.utils.properties import property_as_bool
+
+from iceshelf.tables.errors import CommitFailedException
+from iceshelf.tables.metadata.manifest_lists import ManifestList, ManifestLists
+
+if TYPE_CHECKING:
+    from iceshelf.tables.commit.committer import TableChange
+
+REBASE_PROPERTY = "iceshelf.commit.rebase-appends"
+_EQUALITY_DELETES = ("added-equality-delete-files", "added-equality-deletes")
+
+
+class AppendRebaser:
+    """Rebuilds a stale pure append on the current head (see the module docstring)."""
+
+    def __init__(self, io: FileIO) -> None:
+        self.lists = ManifestLists(io)
+
+    def rebase(self, change: "TableChange", head: TableMetadata) -> tuple["TableChange", str] | None:
+        """The append rebuilt on ``head``, with the new manifest list's location; ``None`` if it can't be."""
+        shape = _pure_append(change, head)
+        if shape is None:
+            return None
+        snapshot, ref, asserted_parent = shape
+        head_id = head.refs[ref.ref_name].snapshot_id if ref.ref_name in head.refs else None
+        if head_id == asserted_parent or not _descends(head, head_id, asserted_parent):
+            return None
+        own = [m for m in self.lists.read(snapshot.manifest_list).manifests if m.added_snapshot_id == snapshot.snapshot_id]
+        if any(m.existing_files_count or m.deleted_files_count for m in own):
+            return None
+        head_snapshot = head.snapshot_by_id(head_id) if head_id is not None else None
+        sequence_number = head.next_sequence_number()
+        location = f"{head.location.rstrip('/')}/metadata/snap-{snapshot.snapshot_id}-rebased-{uuid.uuid4()}.avro"
+        rebased = snapshot.model_copy(
+            update={
+                "parent_snapshot_id": head_id,
+                "sequence_number": sequence_number,
+                "manifest_list": location,
+                "summary": _summary(snapshot, head_snapshot),
+            }
+        )
+        renumbered = [_renumbered(m, sequence_number) for m in own]
+        self.lists.write(location, rebased, head.format_version, renumbered, self.head_manifests(head_snapshot))
+        requirements = tuple(
+            AssertRefSnapshotId(ref=ref.ref_name, snapshot_id=head_id) if _asserts_ref(r, ref.ref_name) else r
+            for r in change.requirements
+        )
+        return replace(change, requirements=requirements, updates=(AddSnapshotUpdate(snapshot=rebased), ref)), location
+
+    def head_manifests(self, head: Snapshot | None) -> ManifestList | None:
+        """What the rebased append keeps of the table: every manifest of the head it lands on."""
+        return None if head is None else self.lists.read(head.manifest_list)
+
+
+def _pure_append(change: "TableChange", head: TableMetadata) -> tuple[Snapshot, SetSnapshotRefUpdate, int | None] | None:
+    """(snapshot, ref update, the head the client asserted) if ``change`` is a rebasable append."""
+    if head.format_version > 2 or not property_as_bool(head.properties, REBASE_PROPERTY, True):
+        return None
+    if len(change.updates) != 2:
+        return None
+    add, ref = change.updates
+    if not isinstance(add, AddSnapshotUpdate) or not isinstance(ref, SetSnapshotRefUpdate):
+        return None
+    snapshot = add.snapshot
+    if snapshot.summary is None or snapshot.summary.operation != Operation.APPEND:
+        return None
+    if ref.type != SnapshotRefType.BRANCH or ref.snapshot_id != snapshot.snapshot_id:
+        return None
+    asserted = [r for r in change.requirements if _asserts_ref(r, ref.ref_name)]
+    if len(asserted) != 1 or asserted[0].snapshot_id != snapshot.parent_snapshot_id:
+        return None
+    try:
+        for requirement in change.requirements:
+            if not _asserts_ref(requirement, ref.ref_name):
+                requirement.validate(head)
+    except CommitFailedException:
+        return None
+    return snapshot, ref, asserted[0].snapshot_id
+
+
+def _asserts_ref(requirement: object, ref_name: str) -> bool:
+    return isinstance(requirement, AssertRefSnapshotId) and requirement.ref == ref_name
+
+
+def _descends(head: TableMetadata, head_id: int | None, parent_id: int | None) -> bool:
+    """Is ``parent_id`` an ancestor of ``head_id``, with no equality deletes committed since?"""
+    current = head.snapshot_by_id(head_id) if head_id is not None else None
+    while current is not None:
+        if current.snapshot_id == parent_id:
+            return True
+        if current.summary is not None and any(int(current.summary[k] or 0) for k in _EQUALITY_DELETES):
+            return False
+        current = head.snapshot_by_id(current.parent_snapshot_id) if current.parent_snapshot_id is not None else None
+    return parent_id is None
+
+
+def _renumbered(manifest: ManifestFile, sequence_number: int) -> ManifestFile:
+    """A copy of the append's own manifest with the rebased snapshot's sequence number: all its entries
+    are added ones that inherit it (the copy leaves the shared, kept original alone)."""
+    copy = type(manifest)(*(manifest[i] for i in range(len(manifest))))
+    copy.sequence_number = sequence_number
+    copy.min_sequence_number = sequence_number
+    return copy
+
+
+def _summary(snapshot: Snapshot, head: Snapshot | None) -> Summary:
+    added = {k: v for k, v in snapshot.summary.additional_properties.items() if not k.startswith("total-")}
+    return update_snapshot_summaries(Summary(Operation.APPEND, **added), head.summary if head is not None else None)

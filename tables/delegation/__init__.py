@@ -1,0 +1,1 @@
+"""Storage access handed to clients for one table: its scope, vended credentials, the remote signer."""

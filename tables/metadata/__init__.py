@@ -1,0 +1,1 @@
+"""Immutable metadata files and their models: table and view metadata, kept manifest lists."""
