@@ -145,7 +145,7 @@ def run_compaction_job(wh: Warehouse, name: str) -> None:
     try:
         run_compaction(tables, Identifier((NAMESPACE,), name), CompactionOptions())
     finally:
-        tables.store.close()
+        tables.objects.close()
 
 
 def clone(wh: Warehouse, source: str, name: str) -> str:
@@ -153,7 +153,7 @@ def clone(wh: Warehouse, source: str, name: str) -> str:
     try:
         shallow_clone(tables, Identifier((NAMESPACE,), source), Identifier((NAMESPACE,), name))
     finally:
-        tables.store.close()
+        tables.objects.close()
     return name
 
 
@@ -168,7 +168,7 @@ def compact_op(wh: Warehouse, clones: list[str], report: list[dict]):
             raise RuntimeError("nothing was compacted")
         report.append({"files_in": result.files_in, "files_out": result.files_out, "bytes_out": result.bytes_out})
 
-    return op, lambda: tables.store.close()
+    return op, lambda: tables.objects.close()
 
 
 def copy_op(wh: Warehouse, files: list[str], out_root: str, threads: int, memory_limit: str, codec: str = "zstd"):

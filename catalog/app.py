@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.warehouses = warehouses
     app.state.metrics_reports = Counter()
-    app.state.access = access = AccessGate(warehouses.stores[warehouses.default].store, settings.auth, settings.auth_enabled)
+    app.state.access = access = AccessGate(warehouses.tables[warehouses.default].objects, settings.auth, settings.auth_enabled)
     app.state.sql = QueryService(settings, warehouses, lambda caller: access.token_for(caller, settings.sql.timeout_s + 60))
     errors.install(app)
     idempotency.install(app)

@@ -36,51 +36,51 @@ SIGNING = "remote-signing"
 log = logging.getLogger("iceshelf.catalog")
 
 
-def _is_s3(store: TableStore) -> bool:
-    return store.store.root_uri.startswith("s3://")
+def _is_s3(tables: TableStore) -> bool:
+    return tables.objects.root_uri.startswith("s3://")
 
 
-def vended_access(request: Request, store: TableStore, ident: Identifier, location: str) -> StorageAccess:
+def vended_access(request: Request, tables: TableStore, ident: Identifier, location: str) -> StorageAccess:
     """Credentials for the table at ``location``, at the level the caller holds on it."""
     vendor = request.app.state.vendor
-    if not vendor.enabled or not _is_s3(store):
+    if not vendor.enabled or not _is_s3(tables):
         return NO_ACCESS
-    scope = table_scope(store.store, ident.namespace, location)
-    write = auth.principal(request).allows(Level.WRITE, auth.table_resource(request, store.name, ident.namespace, ident.name))
-    config = {**client_config(store, request.app.state.settings.s3), **vendor.vend(scope, write).properties()}
+    scope = table_scope(tables.objects, ident.namespace, location)
+    write = auth.principal(request).allows(Level.WRITE, auth.table_resource(request, tables.name, ident.namespace, ident.name))
+    config = {**client_config(tables, request.app.state.settings.s3), **vendor.vend(scope, write).properties()}
     return StorageAccess(config, [{"prefix": scope.location, "config": config}])
 
 
-def _signer_endpoint(store: TableStore, ident: Identifier) -> str:
+def _signer_endpoint(tables: TableStore, ident: Identifier) -> str:
     """Relative to the catalog URI the client already uses, so it is right behind any proxy too."""
     namespace = quote(NAMESPACE_SEPARATOR.join(ident.namespace), safe="")
     return f"v1/{quote(store.name, safe='')}/namespaces/{namespace}/tables/{quote(ident.name, safe='')}/sign"
 
 
-def _signing_access(request: Request, store: TableStore, ident: Identifier, location: str) -> StorageAccess:
-    table_scope(store.store, ident.namespace, location)  # refuse now what the signer would refuse later
+def _signing_access(request: Request, tables: TableStore, ident: Identifier, location: str) -> StorageAccess:
+    table_scope(tables.objects, ident.namespace, location)  # refuse now what the signer would refuse later
     config = {
-        **client_config(store, request.app.state.settings.s3),
+        **client_config(tables, request.app.state.settings.s3),
         "s3.remote-signing-enabled": "true",  # Java's S3FileIO
         "s3.signer": "S3V4RestSigner",  # pyiceberg
-        "s3.signer.endpoint": _signer_endpoint(store, ident),
+        "s3.signer.endpoint": _signer_endpoint(tables, ident),
         "py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO",
     }
     return StorageAccess(config)
 
 
-def table_access(request: Request, store: TableStore, ident: Identifier, location: str) -> StorageAccess:
+def table_access(request: Request, tables: TableStore, ident: Identifier, location: str) -> StorageAccess:
     modes = {mode.strip().lower() for mode in request.headers.get(HEADER, "").split(",")}
-    if not _is_s3(store) or not modes & {VENDED, SIGNING}:
+    if not _is_s3(tables) or not modes & {VENDED, SIGNING}:
         return NO_ACCESS
     if VENDED in modes and request.app.state.vendor.enabled:
         try:
-            return vended_access(request, store, ident, location)
+            return vended_access(request, tables, ident, location)
         except (ForbiddenError, CredentialsUnavailable) as exc:
             log.warning("no credentials vended for %s: %s", ident, exc)
     if SIGNING in modes:
         try:
-            return _signing_access(request, store, ident, location)
+            return _signing_access(request, tables, ident, location)
         except ForbiddenError as exc:
             log.warning("no remote signing for %s: %s", ident, exc)
     return NO_ACCESS

@@ -48,10 +48,10 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
         if len(key) > 128:
             return error_response(400, "BadRequestException", f"{HEADER} is longer than 128 characters")
         try:
-            store = request.app.state.warehouses.get(prefix)
+            tables = request.app.state.warehouses.get(prefix)
         except NoSuchWarehouseError:
             return await call_next(request)
-        records = IdempotencyRecords(store.store)
+        records = IdempotencyRecords(tables.objects)
         body = await request.body()
         # The caller is part of the request: another principal reusing a key gets no one else's response.
         caller = request.scope.get("state", {}).get("principal")

@@ -21,14 +21,14 @@ def json_bytes(value: object) -> bytes:
     return json.dumps(value).encode()
 
 
-def client_config(store: TableStore, s3: S3Settings) -> dict[str, str]:
+def client_config(tables: TableStore, s3: S3Settings) -> dict[str, str]:
     """What a client needs to reach the warehouse's files with nothing but the catalog URI.
 
     Served as ``/v1/config`` defaults, and in a table's ``config`` only along with delegated storage
     access (``catalog/delegation.py``): DuckDB turns a table config into a storage secret scoped to
     the table, and a key-less one would shadow the S3 secret the user gave it.
     """
-    if not store.store.root_uri.startswith("s3://"):
+    if not tables.objects.root_uri.startswith("s3://"):
         return {}
     config = {"s3.region": s3.region, "client.region": s3.region}
     if s3.endpoint_url:
@@ -63,7 +63,7 @@ def table_etag(loaded: LoadedTable, access: StorageAccess = NO_ACCESS) -> str:
 
 
 def load_table_response(
-    request: Request, store: TableStore, loaded: LoadedTable, snapshots: str = "all", access: StorageAccess = NO_ACCESS
+    request: Request, tables: TableStore, loaded: LoadedTable, snapshots: str = "all", access: StorageAccess = NO_ACCESS
 ) -> Response:
     etag = table_etag(loaded, access)
     if_none_match = request.headers.get("if-none-match")

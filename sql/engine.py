@@ -48,8 +48,8 @@ def catalog_url(settings: Settings) -> str:
 
 def _allowed_locations(warehouses: Warehouses, url: str) -> list[str]:
     allowed = [url.rstrip("/") + "/"]
-    for table_store in warehouses.stores.values():
-        root = table_store.store.root_uri.rstrip("/") + "/"
+    for table_store in warehouses.tables.values():
+        root = table_store.objects.root_uri.rstrip("/") + "/"
         allowed.append(unquote(urlparse(root).path) if root.startswith("file:") else root)
     return allowed
 
@@ -75,7 +75,7 @@ class Session:
         install_extensions(con)
         con.execute("SET TimeZone = 'UTC'")
         s3 = settings.s3
-        if s3.access_key_id and any(t.store.root_uri.startswith("s3://") for t in warehouses.stores.values()):
+        if s3.access_key_id and any(t.objects.root_uri.startswith("s3://") for t in warehouses.tables.values()):
             options = {"KEY_ID": s3.access_key_id, "SECRET": s3.secret_access_key or "", "REGION": s3.region}
             if s3.session_token:
                 options["SESSION_TOKEN"] = s3.session_token

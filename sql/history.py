@@ -49,7 +49,7 @@ class History:
         self.warehouses = warehouses
 
     def _store(self, warehouse: str) -> ObjectStore:
-        return self.warehouses.get(warehouse).store
+        return self.warehouses.get(warehouse).objects
 
     def save(self, warehouse: str, record: dict, result: pa.Table | None) -> None:
         store = self._store(warehouse)
@@ -63,9 +63,9 @@ class History:
     def load(self, query_id: str) -> dict:
         """The record of a finished query, from whichever warehouse ran it."""
         key = f"{_QUERIES}{_check_id(query_id)}.json"
-        for table_store in self.warehouses.stores.values():
+        for table_store in self.warehouses.tables.values():
             try:
-                return json.loads(table_store.store.get(key).data)
+                return json.loads(table_store.objects.get(key).data)
             except ObjectNotFound:
                 continue
         raise NoSuchQueryError(f"Query does not exist: {query_id}")

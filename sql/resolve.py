@@ -57,14 +57,14 @@ class WarehouseCatalog:
         self._infos: _Cache[TableInfo] = _Cache(cache_size)
 
     def is_warehouse(self, name: str) -> bool:
-        return name in self.warehouses.stores
+        return name in self.warehouses.tables
 
-    def store(self, warehouse: str) -> TableStore:
+    def warehouse(self, warehouse: str) -> TableStore:
         return self.warehouses.get(warehouse)
 
     def load(self, warehouse: str, ident: Identifier) -> LoadedTable | None:
         try:
-            return self.store(warehouse).load_table(ident)
+            return self.warehouse(warehouse).load_table(ident)
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
 
@@ -85,13 +85,13 @@ class WarehouseCatalog:
 
     def static_table(self, warehouse: str, ident: Identifier, metadata_location: str) -> StaticTable:
         """A read-only pyiceberg table reading through the warehouse's own object store."""
-        store = self.store(warehouse)
-        file = store.files.read(metadata_location)
+        tables = self.warehouse(warehouse)
+        file = tables.files.read(metadata_location)
         return StaticTable(
             identifier=(*ident.namespace, ident.name),
             metadata=file.metadata,
             metadata_location=metadata_location,
-            io=StoreFileIO(store.store),
+            io=StoreFileIO(tables.objects),
             catalog=NoopCatalog("iceshelf-sql"),
         )
 

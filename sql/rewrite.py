@@ -25,7 +25,7 @@ from sqlglot.errors import ErrorLevel, UnsupportedError
 from iceshelf.sql.check import Statement, write_target
 from iceshelf.sql.errors import SqlRefusedError
 from iceshelf.tables.errors import NoSuchTableError
-from iceshelf.tables.names import Identifier, Namespace
+from iceshelf.tables.names import Identifier, Namespace, check_identifier
 
 #: Dialects that speak Trino's SQL, and so name result columns as Trino does.
 TRINO_DIALECTS = ("trino", "athena")
@@ -252,15 +252,18 @@ class _Rewriter:
         return None
 
     def _split(self, names: list[str]) -> list[tuple[str, Identifier]]:
-        """The readings of a dotted name, most specific first: ``warehouse.ns…ns.t``, then ``ns…ns.t``."""
+        """The readings of a dotted name, most specific first: ``warehouse.ns…ns.t``, then ``ns…ns.t``.
+
+        SQL text is where these names enter Iceshelf, so they are checked here (a 400 for a name no
+        table can have), as the REST routes check theirs."""
         if len(names) == 1:
             if self.namespace is None:
                 raise SqlRefusedError(f"Table {names[0]!r} needs a namespace: write namespace.table or set a default namespace")
-            return [(self.warehouse, Identifier(tuple(self.namespace), names[0]))]
+            return [(self.warehouse, check_identifier(tuple(self.namespace), names[0]))]
         readings = []
         if len(names) >= 3 and self.catalog.is_warehouse(names[0]):
-            readings.append((names[0], Identifier(tuple(names[1:-1]), names[-1])))
-        readings.append((self.warehouse, Identifier(tuple(names[:-1]), names[-1])))
+            readings.append((names[0], check_identifier(tuple(names[1:-1]), names[-1])))
+        readings.append((self.warehouse, check_identifier(tuple(names[:-1]), names[-1])))
         return readings
 
     # -- time travel ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from iceshelf.sql.rewrite import Condition, Virtual
 from iceshelf.sql.types import jdbc_column, trino_type
 from iceshelf.tables.access import Principal
 from iceshelf.tables.errors import BadRequestError
-from iceshelf.tables.names import Identifier, Namespace
+from iceshelf.tables.names import Identifier, Namespace, check_namespace
 from iceshelf.tables.tablestore import TableStore
 
 _SCHEMATA = pa.schema([("catalog_name", pa.string()), ("schema_name", pa.string())])
@@ -131,15 +131,15 @@ class _Names:
         return None
 
     def warehouses(self) -> list[str]:
-        return [name for name in sorted(self.catalog.warehouses.stores) if self.accepts("catalog", name) and may_see(self.caller, name)]
+        return [name for name in sorted(self.catalog.warehouses.tables) if self.accepts("catalog", name) and may_see(self.caller, name)]
 
     def namespaces(self, warehouse: str) -> list[Namespace]:
-        store = self.catalog.store(warehouse)
+        tables = self.catalog.warehouse(warehouse)
         exact = self._exact("schema")
         if exact is not None:
-            candidates = [tuple(exact.split("."))] if _namespace_exists(store, tuple(exact.split("."))) else []
+            candidates = [tuple(exact.split("."))] if _namespace_exists(tables, tuple(exact.split("."))) else []
         else:
-            candidates = _all_namespaces(store)
+            candidates = _all_namespaces(tables)
         return [ns for ns in candidates if self.accepts("schema", schema_name(ns)) and may_see(self.caller, warehouse, ns)]
 
     def schemas(self) -> Iterator[tuple[str, Namespace]]:
@@ -149,9 +149,9 @@ class _Names:
 
     def tables(self, warehouses: list[str] | None = None) -> Iterator[tuple[str, Identifier]]:
         for warehouse in self.warehouses() if warehouses is None else warehouses:
-            store = self.catalog.store(warehouse)
+            tables = self.catalog.warehouse(warehouse)
             for namespace in self.namespaces(warehouse):
-                for name in store.list_tables(namespace):
+                for name in tables.list_tables(namespace):
                     if self.accepts("table", name) and may_read(self.caller, warehouse, ident := Identifier(namespace, name)):
                         yield warehouse, ident
 
@@ -193,16 +193,16 @@ def _literal_pattern(condition: Condition) -> str | None:
     return "".join(out)
 
 
-def _all_namespaces(store: TableStore, parent: Namespace = ()) -> list[Namespace]:
+def _all_namespaces(tables: TableStore, parent: Namespace = ()) -> list[Namespace]:
     out: list[Namespace] = []
-    for namespace in store.namespaces.list(parent):
-        out += [namespace, *_all_namespaces(store, namespace)]
+    for namespace in tables.namespaces.list(parent):
+        out += [namespace, *_all_namespaces(tables, namespace)]
     return out
 
 
-def _namespace_exists(store: TableStore, namespace: Namespace) -> bool:
+def _namespace_exists(tables: TableStore, namespace: Namespace) -> bool:
     try:
-        return store.namespaces.exists(namespace)
+        return tables.namespaces.exists(check_namespace(namespace))
     except BadRequestError:  # not a valid name, so no such namespace
         return False
 

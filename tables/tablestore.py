@@ -3,13 +3,16 @@
 This is the API every upper layer uses -- the REST catalog, compaction, SQL. It speaks
 pyiceberg's models (``TableMetadata``, ``TableUpdate``, ``TableRequirement``) and raises the
 typed errors of ``iceshelf.tables.errors``; it knows nothing of HTTP.
+
+Identifiers arrive checked: each protocol validates the names it receives where they enter
+(``iceshelf.tables.names.check_identifier`` in the REST routes, the SQL resolver and the CLI), so
+the store works with ``Identifier`` values and does not re-check them in every method.
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from typing import Iterator
 
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
@@ -20,20 +23,15 @@ from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_bool
 
-from iceshelf.tables.commit.committer import Committer, Staged, TableChange, not_found
+from iceshelf.tables.commit.changes import Staged, TableChange, not_found
+from iceshelf.tables.commit.committer import Committer
 from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
 from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError, NoSuchViewError
 from iceshelf.tables.objectstore.fileio import StoreFileIO
-from iceshelf.tables.locations import check_unshared, default_location
+from iceshelf.tables.locations import WarehouseLocations, deletable_prefix
 from iceshelf.tables.metadata.builder import create_metadata
-from iceshelf.tables.metadata.files import MetadataFile, MetadataFiles
-from iceshelf.tables.names import (
-    Identifier,
-    Namespace,
-    check_identifier,
-    check_namespace,
-    location_key_problem,
-)
+from iceshelf.tables.metadata.files import LoadedTable, MetadataFile, MetadataFiles
+from iceshelf.tables.names import Identifier, Namespace
 from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
 from iceshelf.tables.state.pointer import Kind, Pointer
@@ -43,48 +41,22 @@ from iceshelf.tables.viewstore import ViewFiles, ViewStore
 log = logging.getLogger("iceshelf.tables")
 
 
-@dataclass(frozen=True)
-class LoadedTable:
-    identifier: Identifier
-    file: MetadataFile
-
-    @property
-    def metadata(self) -> TableMetadata:
-        return self.file.metadata
-
-    @property
-    def metadata_location(self) -> str:
-        return self.file.location
-
-
 class TableStore:
-    def __init__(self, name: str, store: ObjectStore, commit_attempts: int = 20, group_commit: bool = True) -> None:
+    def __init__(self, name: str, objects: ObjectStore, commit_attempts: int = 20, group_commit: bool = True) -> None:
         self.name = name
-        self.store = store
-        self.namespaces = Namespaces(store, commit_attempts)
-        self.entries = Entries(store, self.namespaces, commit_attempts)
-        self.files = MetadataFiles(store)
-        self.io = StoreFileIO(store)
-        self.committer = Committer(self, commit_attempts, group_commit)
-        self.views = ViewStore(
-            store, self.namespaces, self.entries, ViewFiles(store), self.default_location, self.check_location_unshared, commit_attempts
+        #: The warehouse's object store (a ``TableStore`` is ``tables``; its ``ObjectStore`` is ``objects``).
+        self.objects = objects
+        self.namespaces = Namespaces(objects, commit_attempts)
+        self.entries = Entries(objects, self.namespaces, commit_attempts)
+        self.files = MetadataFiles(objects)
+        self.io = StoreFileIO(objects)
+        self.locations = WarehouseLocations(objects, self._locations)
+        self.committer = Committer(
+            self.entries, self.files, self.io, self.locations, self.after_commit, commit_attempts, group_commit
         )
+        self.views = ViewStore(objects, self.namespaces, self.entries, ViewFiles(objects), self.locations, commit_attempts)
 
     # -- locations ---------------------------------------------------------------------------
-
-    def default_location(self, ident: Identifier) -> str:
-        return default_location(self.store, ident)
-
-    def check_location(self, location: str) -> None:
-        key = self.store.key_of(location.rstrip("/") + "/x")
-        if key is None:
-            raise BadRequestError(f"Table location {location} must lie inside the warehouse {self.store.root_uri}")
-        if problem := location_key_problem(key):
-            raise BadRequestError(f"Invalid table location {location}: {problem}")
-
-    def check_location_unshared(self, ident: Identifier, location: str) -> None:
-        """See ``iceshelf.tables.locations``: a chosen location must not nest with another table's or view's."""
-        check_unshared(self.store, ident, location, self._locations())
 
     def _locations(self) -> Iterator[tuple[Identifier, str]]:
         """Every table and view with its location, read lazily (a fresh default location needs none)."""
@@ -122,10 +94,9 @@ class TableStore:
     ) -> TableMetadata:
         if location:
             location = location.rstrip("/")
-            self.check_location(location)
-            self.check_location_unshared(ident, location)
+            self.locations.check(ident, location)
         else:
-            location = self.default_location(ident)
+            location = self.locations.default(ident)
         try:
             return create_metadata(
                 schema, spec or UNPARTITIONED_PARTITION_SPEC, order or UNSORTED_SORT_ORDER, location, dict(properties or {})
@@ -134,7 +105,6 @@ class TableStore:
             raise BadRequestError(str(err)) from err
 
     def create_table(self, ident: Identifier, metadata: TableMetadata) -> LoadedTable:
-        ident = check_identifier(*ident)
         self.namespaces.require_open(ident.namespace)
         if (existing := self.entries.read(ident)) is not None:
             raise already_exists(existing.pointer.kind, ident)
@@ -145,16 +115,14 @@ class TableStore:
     def stage_table(self, ident: Identifier, metadata: TableMetadata) -> TableMetadata:
         """``stage-create``: nothing is committed (the client commits with ``assert-create``), but the
         name must be free and the location ready for the files the client writes before that commit."""
-        ident = check_identifier(*ident)
         self.namespaces.require_open(ident.namespace)
         if (existing := self.entries.read(ident)) is not None:
             raise already_exists(existing.pointer.kind, ident)
         for directory in ("metadata", "data"):
-            self.store.ensure_prefix(self.files.key(f"{metadata.location}/{directory}"))
+            self.objects.ensure_prefix(self.files.key(f"{metadata.location}/{directory}"))
         return metadata
 
     def load_table(self, ident: Identifier) -> LoadedTable:
-        ident = check_identifier(*ident)
         current = self.entries.read(ident)
         if current is None or current.pointer.kind != "table":
             self._require_namespace(ident.namespace)
@@ -162,11 +130,11 @@ class TableStore:
         return LoadedTable(ident, self.files.read(current.pointer.metadata_location))
 
     def table_exists(self, ident: Identifier) -> bool:
-        current = self.entries.read(check_identifier(*ident))
+        current = self.entries.read(ident)
         return current is not None and current.pointer.kind == "table"
 
     def list_tables(self, namespace: Namespace) -> list[str]:
-        self._require_namespace(check_namespace(namespace))
+        self._require_namespace(namespace)
         return self.entries.list(namespace, "table")
 
     def drop_table(self, ident: Identifier, purge: bool = False) -> LoadedTable:
@@ -181,7 +149,6 @@ class TableStore:
 
     def unregister_table(self, ident: Identifier) -> LoadedTable:
         """Retire the pointer by compare-and-swap, so the state returned includes every earlier commit."""
-        ident = check_identifier(*ident)
         for attempt in range(self.committer.attempts):
             current = self.entries.read_settled(ident)
             if current is None or current.pointer.kind != "table":
@@ -198,22 +165,21 @@ class TableStore:
 
     def purge_files(self, location: str) -> int:
         """Delete every object under a dropped table's location; returns how many."""
-        prefix = self.store.key_of(location.rstrip("/") + "/")
-        if prefix is None or prefix in ("", "/") or location_key_problem(prefix):
+        prefix = deletable_prefix(self.objects, location)
+        if prefix is None:
             return 0  # never the whole warehouse, nor its catalog state (a registered file can name any location)
-        keys = [meta.key for meta in self.store.list(prefix)]
+        keys = [meta.key for meta in self.objects.list(prefix)]
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(self.store.delete, keys))
+            list(pool.map(self.objects.delete, keys))
         return len(keys)
 
     def register_table(self, ident: Identifier, metadata_location: str, overwrite: bool = False) -> LoadedTable:
-        ident = check_identifier(*ident)
         try:
             file = self.files.read(metadata_location)
         except ObjectNotFound:
             raise BadRequestError(f"No metadata file at {metadata_location}") from None
         self._require_namespace(ident.namespace)
-        self.check_location_unshared(ident, file.metadata.location)
+        self.locations.check_unshared(ident, file.metadata.location)
         if overwrite and (current := self.entries.read_settled(ident)) is not None:
             if current.pointer.kind != "table":
                 raise already_exists(current.pointer.kind, ident)
@@ -226,7 +192,6 @@ class TableStore:
         return LoadedTable(ident, file)
 
     def rename_table(self, source: Identifier, target: Identifier) -> None:
-        source, target = check_identifier(*source), check_identifier(*target)
         self._require_namespace(source.namespace)
         self._require_namespace(target.namespace)
         self.entries.rename("table", source, target, not_found(source))
@@ -234,13 +199,11 @@ class TableStore:
     # -- commits -----------------------------------------------------------------------------
 
     def commit(self, change: TableChange) -> LoadedTable:
-        change = replace(change, identifier=check_identifier(*change.identifier))
         if change.creates:
             self._require_namespace(change.identifier.namespace)
         return LoadedTable(change.identifier, self.committer.commit(change))
 
     def commit_transaction(self, changes: list[TableChange]) -> list[LoadedTable]:
-        changes = [replace(c, identifier=check_identifier(*c.identifier)) for c in changes]
         return [LoadedTable(c.identifier, f) for c, f in zip(changes, self.committer.commit_many(changes))]
 
     def after_commit(self, staged: Staged) -> None:

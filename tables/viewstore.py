@@ -8,23 +8,15 @@ loop -- re-read, re-validate, reapply, swing the pointer by compare-and-swap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 from pydantic import ValidationError as PydanticValidationError
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewMetadata, ViewVersion
 
 from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
 from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
-from iceshelf.tables.metadata.files import location_key, next_metadata_location
-from iceshelf.tables.names import (
-    Identifier,
-    Namespace,
-    check_identifier,
-    check_namespace,
-    location_key_problem,
-)
+from iceshelf.tables.locations import WarehouseLocations, location_key
+from iceshelf.tables.metadata.files import LoadedView, ViewFile, next_metadata_location
+from iceshelf.tables.names import Identifier, Namespace
 from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed
 from iceshelf.tables.state.pointer import Pointer, VersionedPointer
@@ -35,27 +27,6 @@ from iceshelf.tables.metadata.views import (
     apply_view_updates,
     new_view_metadata,
 )
-
-
-@dataclass(frozen=True)
-class ViewFile:
-    location: str
-    metadata: ViewMetadata
-    raw: bytes
-
-
-@dataclass(frozen=True)
-class LoadedView:
-    identifier: Identifier
-    file: ViewFile
-
-    @property
-    def metadata(self) -> ViewMetadata:
-        return self.file.metadata
-
-    @property
-    def metadata_location(self) -> str:
-        return self.file.location
 
 
 class ViewFiles:
@@ -92,25 +63,15 @@ class ViewStore:
         namespaces: Namespaces,
         entries: Entries,
         files: ViewFiles,
-        default_location: Callable[[Identifier], str],
-        check_unshared: Callable[[Identifier, str], None],
+        locations: WarehouseLocations,
         attempts: int = 20,
     ) -> None:
         self.store = store
         self.namespaces = namespaces
         self.entries = entries
         self.files = files
-        self.default_location = default_location
-        self.check_unshared = check_unshared
+        self.locations = locations
         self.attempts = attempts
-
-    def _check_location(self, ident: Identifier, location: str) -> None:
-        key = self.store.key_of(location.rstrip("/") + "/x")
-        if key is None:
-            raise BadRequestError(f"View location {location} must lie inside the warehouse {self.store.root_uri}")
-        if problem := location_key_problem(key):
-            raise BadRequestError(f"Invalid view location {location}: {problem}")
-        self.check_unshared(ident, location)
 
     def _pointer(self, ident: Identifier) -> VersionedPointer:
         current = self.entries.read(ident)
@@ -127,32 +88,28 @@ class ViewStore:
         location: str | None = None,
         properties: dict[str, str] | None = None,
     ) -> LoadedView:
-        ident = check_identifier(*ident, "view name")
         self.namespaces.require_open(ident.namespace)
         if (current := self.entries.read(ident)) is not None:
             raise already_exists(current.pointer.kind, ident)
-        location = (location or self.default_location(ident)).rstrip("/")
-        self._check_location(ident, location)
+        location = (location or self.locations.default(ident)).rstrip("/")
+        self.locations.check(ident, location, "view location")
         written = self.files.write(new_view_metadata(location, schema, version, dict(properties or {})), None)
         self.entries.place(ident, Pointer("view", written.location), lambda: self.files.delete(written.location))
         return LoadedView(ident, written)
 
     def load_view(self, ident: Identifier) -> LoadedView:
-        ident = check_identifier(*ident, "view name")
         return LoadedView(ident, self.files.read(self._pointer(ident).pointer.metadata_location))
 
     def view_exists(self, ident: Identifier) -> bool:
-        current = self.entries.read(check_identifier(*ident, "view name"))
+        current = self.entries.read(ident)
         return current is not None and current.pointer.kind == "view"
 
     def list_views(self, namespace: Namespace) -> list[str]:
-        namespace = check_namespace(namespace)
         self.namespaces.load(namespace)
         return self.entries.list(namespace, "view")
 
     def drop_view(self, ident: Identifier) -> None:
         """Retire the pointer by compare-and-swap, like a table drop; the metadata files stay, as in Iceberg's catalogs."""
-        ident = check_identifier(*ident, "view name")
         for attempt in range(self.attempts):
             try:
                 self.entries.retire(ident, self._pointer(ident))
@@ -163,13 +120,11 @@ class ViewStore:
         raise CommitFailedException(f"Too much contention dropping view {ident}")
 
     def rename_view(self, source: Identifier, target: Identifier) -> None:
-        source, target = check_identifier(*source), check_identifier(*target)
         self.namespaces.load(source.namespace)
         self.namespaces.load(target.namespace)
         self.entries.rename("view", source, target, not_found(source))
 
     def register_view(self, ident: Identifier, metadata_location: str) -> LoadedView:
-        ident = check_identifier(*ident, "view name")
         self.namespaces.require_open(ident.namespace)
         try:
             file = self.files.read(metadata_location)
@@ -191,7 +146,6 @@ class ViewStore:
         The requirements alone decide whether the change still applies after a lost race; if one
         fails the caller gets ``CommitFailedException`` and no file this call wrote stays behind.
         """
-        ident = check_identifier(*ident, "view name")
         for attempt in range(self.attempts):
             current = self._pointer(ident)
             base = self.files.read(current.pointer.metadata_location)
@@ -201,7 +155,7 @@ class ViewStore:
             if updated is None:
                 return LoadedView(ident, base)
             if updated.location != base.metadata.location:
-                self._check_location(ident, updated.location)
+                self.locations.check(ident, updated.location, "view location")
             written = self.files.write(updated, base.location)
             try:
                 self.entries.publish(ident, current, current.pointer.at(written.location))

@@ -12,28 +12,28 @@ from iceshelf.tables.tablestore import TableStore
 
 @dataclass
 class Warehouses:
-    stores: dict[str, TableStore]
+    tables: dict[str, TableStore]
     default: str
 
     @classmethod
     def open(cls, settings: Settings) -> "Warehouses":
-        stores = {
+        tables = {
             name: TableStore(name, open_store(location, settings.s3), settings.commit_attempts, settings.group_commit)
             for name, location in settings.warehouses.items()
         }
-        return cls(stores, settings.default_warehouse)
+        return cls(tables, settings.default_warehouse)
 
     def get(self, name: str | None) -> TableStore:
         """By name, by location URI (what many clients pass as ``warehouse``), or the default."""
         if not name:
-            return self.stores[self.default]
-        if name in self.stores:
-            return self.stores[name]
-        for store in self.stores.values():
-            if store.store.root_uri.rstrip("/") == name.rstrip("/"):
-                return store
+            return self.tables[self.default]
+        if name in self.tables:
+            return self.tables[name]
+        for tables in self.tables.values():
+            if tables.objects.root_uri.rstrip("/") == name.rstrip("/"):
+                return tables
         raise NoSuchWarehouseError(f"Warehouse does not exist: {name}")
 
     def close(self) -> None:
-        for table_store in self.stores.values():
-            table_store.store.close()
+        for table_store in self.tables.values():
+            table_store.objects.close()

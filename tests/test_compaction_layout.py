@@ -228,7 +228,7 @@ def test_zorder_configured_in_s3_tables_shape_uses_the_sort_order_columns(local_
     assert httpx.get(url).json()["configuration"]["icebergCompaction"] == value
 
     store = table_store(local_env)
-    config = MaintenanceStore(store.store).table_config(str(table.metadata.table_uuid)).icebergCompaction
+    config = MaintenanceStore(store.objects).table_config(str(table.metadata.table_uuid)).icebergCompaction
     counts = CompactionJob(store).run(Identifier((namespace,), "t"), config)
 
     assert counts["detail"]["strategy"] == "z-order" and (counts["filesIn"], counts["filesOut"]) >= (5, 1)

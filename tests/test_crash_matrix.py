@@ -32,7 +32,8 @@ from pyiceberg.types import LongType, NestedField
 import iceshelf.tables.clock
 from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import CommitStateUnknownException
-from iceshelf.tables.names import Identifier, all_entries_prefix
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.state.keys import all_entries_prefix
 from iceshelf.tables.objectstore.faults import Fault, FaultyStore, InjectedFault, SimulatedCrash
 from iceshelf.tables.objectstore import ObjectStore
 from iceshelf.tables.objectstore.memory import MemoryStore
@@ -159,7 +160,7 @@ def recover(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> TableStore:
 
 
 def check_invariants(ts: TableStore, scenario: Scenario) -> None:
-    store = ts.store
+    store = ts.objects
     for meta in store.list(all_entries_prefix()):
         pointer = Pointer.from_bytes(store.get(meta.key).data)
         if pointer.state in TOMBSTONES:

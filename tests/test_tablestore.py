@@ -37,7 +37,8 @@ from iceshelf.tables.errors import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from iceshelf.tables.names import Identifier, entries_prefix, entry_key
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.state.keys import entries_prefix, entry_key
 from iceshelf.tables.objectstore import CREATE, OVERWRITE, PreconditionFailed, Update
 from iceshelf.tables.objectstore.memory import MemoryStore
 from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
@@ -62,8 +63,8 @@ def _set(ts: TableStore, ident: Identifier, *requirements, **properties: str) ->
 
 
 def _metadata_keys(ts: TableStore, table: LoadedTable) -> set[str]:
-    prefix = ts.store.key_of(table.metadata.location + "/metadata/")
-    return {m.key for m in ts.store.list(prefix) if m.key.endswith(".metadata.json")}
+    prefix = ts.objects.key_of(table.metadata.location + "/metadata/")
+    return {m.key for m in ts.objects.list(prefix) if m.key.endswith(".metadata.json")}
 
 
 def _version(location: str) -> int:
@@ -127,7 +128,7 @@ def test_lost_race_is_retried_on_the_new_base():
     ident = Identifier(("db",), "t")
     created = _create(ts, ident)
     pointer_key = entry_key(ident)
-    store = ts.store
+    store = ts.objects
     other_replica = TableStore("test", store)
     lost = []
     original_put = MemoryStore.put
@@ -151,7 +152,7 @@ def test_lost_race_is_retried_on_the_new_base():
     assert len(log) == 2 and log[0] == created.metadata_location
     assert ts.files.read(log[1]).metadata.properties == {"winner": "yes"}
     assert [_version(x) for x in (*log, current.metadata_location)] == [0, 1, 2]
-    assert _metadata_keys(ts, current) == {ts.store.key_of(x) for x in (*log, current.metadata_location)}
+    assert _metadata_keys(ts, current) == {ts.objects.key_of(x) for x in (*log, current.metadata_location)}
 
 
 def test_concurrent_commits_without_requirements_all_land():
@@ -160,7 +161,7 @@ def test_concurrent_commits_without_requirements_all_land():
     created = _create(ts, ident)
     per_thread = 50
     lost_races = []
-    original_put = ts.store.put
+    original_put = ts.objects.put
 
     def counting_put(key, data, mode=OVERWRITE):
         try:
@@ -169,8 +170,8 @@ def test_concurrent_commits_without_requirements_all_land():
             lost_races.append(key)
             raise
 
-    ts.store.put = counting_put  # type: ignore[method-assign]
-    replicas = [TableStore("test", ts.store) for _ in range(2)]  # two servers racing on one warehouse
+    ts.objects.put = counting_put  # type: ignore[method-assign]
+    replicas = [TableStore("test", ts.objects) for _ in range(2)]  # two servers racing on one warehouse
 
     def worker(i: int) -> list[str]:
         return [_set(replicas[i], ident, **{f"w{i}-{j:02d}": str(j)}).metadata_location for j in range(per_thread)]
@@ -201,7 +202,7 @@ def test_concurrent_commits_without_requirements_all_land():
     sizes = [len(ts.files.read(x).metadata.properties) for x in history]
     assert sizes == list(range(len(history)))
     # Losing attempts deleted what they wrote: only the history's files remain.
-    assert _metadata_keys(ts, current) == {ts.store.key_of(x) for x in history}
+    assert _metadata_keys(ts, current) == {ts.objects.key_of(x) for x in history}
 
 
 def test_requirement_conflict_raises_commit_failed_and_changes_nothing():
@@ -234,7 +235,7 @@ def test_requirement_that_breaks_during_a_retry_fails_and_discards_its_file():
     ident = Identifier(("db",), "t")
     created = _create(ts, ident)
     pointer_key = entry_key(ident)
-    store = ts.store
+    store = ts.objects
     original_put = MemoryStore.put
     interfered = []
     new_schema = Schema(*SCHEMA.fields, NestedField(3, "extra", LongType(), required=False), schema_id=1)
@@ -257,7 +258,7 @@ def test_requirement_that_breaks_during_a_retry_fails_and_discards_its_file():
     assert "k" not in current.metadata.properties
     history = [*(e.metadata_file for e in current.metadata.metadata_log), current.metadata_location]
     assert history[0] == created.metadata_location and len(history) == 2
-    assert _metadata_keys(ts, current) == {ts.store.key_of(x) for x in history}
+    assert _metadata_keys(ts, current) == {ts.objects.key_of(x) for x in history}
 
 
 def test_commit_that_changes_nothing_writes_no_new_version():
@@ -276,7 +277,7 @@ def test_commit_that_changes_nothing_writes_no_new_version():
         result = ts.commit(TableChange(ident, (), updates))
         assert result.metadata_location == created.metadata_location, updates
     assert ts.load_table(ident).metadata_location == created.metadata_location
-    assert _metadata_keys(ts, created) == {ts.store.key_of(created.metadata_location)}
+    assert _metadata_keys(ts, created) == {ts.objects.key_of(created.metadata_location)}
 
     # A real change after them extends the history by exactly one version.
     changed = _set(ts, ident, b="2")
@@ -311,14 +312,14 @@ def _later(ms: int):
 def _crash_after_step_2(ts: TableStore, source: Identifier, target: Identifier):
     """A renamer that created the pending target and died before its commit point."""
     current = ts.entries.read_raw(source)
-    pending_etag = ts.store.put(entry_key(target), current.pointer.pending_from(source).to_bytes(), CREATE)
+    pending_etag = ts.objects.put(entry_key(target), current.pointer.pending_from(source).to_bytes(), CREATE)
     return current, pending_etag
 
 
 def _crash_after_step_3(ts: TableStore, source: Identifier, target: Identifier):
     """A renamer that passed its commit point (source ``moved``) and died before activating the target."""
     current, pending_etag = _crash_after_step_2(ts, source, target)
-    ts.store.put(entry_key(source), current.pointer.moved_to(target).to_bytes(), Update(current.etag))
+    ts.objects.put(entry_key(source), current.pointer.moved_to(target).to_bytes(), Update(current.etag))
     return current, pending_etag
 
 
@@ -368,7 +369,7 @@ def test_crash_after_step_2_aborts_only_after_timeout_and_fences_the_renamer(ren
     # The fence: the slow renamer's commit-point CAS (step 3) against the old etag now fails.
     assert source_after.etag != source_before.etag
     with pytest.raises(PreconditionFailed):
-        ts.store.put(entry_key(source), source_before.pointer.moved_to(target).to_bytes(), Update(source_before.etag))
+        ts.objects.put(entry_key(source), source_before.pointer.moved_to(target).to_bytes(), Update(source_before.etag))
     monkeypatch.undo()
 
     assert ts.load_table(source).metadata_location == table.metadata_location
@@ -421,7 +422,7 @@ def test_commit_to_source_during_rename_aborts_the_rename(renaming):
     """A commit between step 2 and step 3 moves the source's etag: the rename's CAS fails, it
     aborts its pending target and retries against the new source."""
     ts, source, target, table = renaming
-    store = ts.store
+    store = ts.objects
     original_put = MemoryStore.put
     injected = []
 
@@ -471,8 +472,8 @@ def test_namespace_drop_racing_table_create_never_strands_a_table():
         # Live entries only: a withdrawn create leaves a tombstone, which is a free name, not a table.
         entries = [
             meta
-            for meta in ts.store.list(entries_prefix(namespace))
-            if Pointer.from_bytes(ts.store.get(meta.key).data).state not in TOMBSTONES
+            for meta in ts.objects.list(entries_prefix(namespace))
+            if Pointer.from_bytes(ts.objects.get(meta.key).data).state not in TOMBSTONES
         ]
         if create == "created":
             assert exists and ts.table_exists(ident), "acknowledged table is gone"
@@ -522,7 +523,7 @@ def test_delete_after_commit_keeps_only_previous_versions_max():
     current = ts.load_table(ident)
     assert current.metadata_location == locations[-1]
     assert [e.metadata_file for e in current.metadata.metadata_log] == locations[-3:-1]
-    assert _metadata_keys(ts, current) == {ts.store.key_of(x) for x in locations[-3:]}
+    assert _metadata_keys(ts, current) == {ts.objects.key_of(x) for x in locations[-3:]}
     for gone in locations[:-3]:
         assert not ts.files.exists(gone)
 
@@ -536,4 +537,4 @@ def test_without_delete_after_commit_old_metadata_stays():
         locations.append(_set(ts, ident, **{f"k{i}": "v"}).metadata_location)
     current = ts.load_table(ident)
     assert [e.metadata_file for e in current.metadata.metadata_log] == locations[-3:-1]
-    assert _metadata_keys(ts, current) == {ts.store.key_of(x) for x in locations}
+    assert _metadata_keys(ts, current) == {ts.objects.key_of(x) for x in locations}

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         table_uuid = str(table.metadata.table_uuid)
         replica = f"cli-{replica_id()}"
         # The table's maintenance lease, as the scheduler takes it: no replica compacts it meanwhile.
-        with Leases(tables.store, replica, settings.maintenance.lease_s).hold(f"tables/{table_uuid}") as lease:
+        with Leases(tables.objects, replica, settings.maintenance.lease_s).hold(f"tables/{table_uuid}") as lease:
             if lease is None:
                 console.print(f"{ident} is busy: another replica is maintaining it; try again later")
                 return 1
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         run = JobRun(
             type="icebergCompaction", status="Successful", replica=replica, startedAt=started, finishedAt=finished, **done.counts()
         )
-        MaintenanceStore(tables.store).record_run(table_uuid, run)
+        MaintenanceStore(tables.objects).record_run(table_uuid, run)
         console.print(summary_view(done))
         return 0
     except Exception as err:  # a shell user wants the reason, not a traceback; the exit status says it failed

@@ -146,8 +146,8 @@ def _for_each_table(settings: Settings, table: str | None, columns: list[str], w
     try:
         tables = warehouses.get(None)
         idents = [parse_table(table)] if table else tables.all_identifiers()
-        leases = Leases(tables.store, f"cli-{replica_id()}", settings.maintenance.lease_s)
-        documents = MaintenanceStore(tables.store)
+        leases = Leases(tables.objects, f"cli-{replica_id()}", settings.maintenance.lease_s)
+        documents = MaintenanceStore(tables.objects)
         summary = Table(*["table", *columns])
         failed = 0
         with Progress(
@@ -198,7 +198,7 @@ def expire_command(
 
     def work(tables: TableStore, table: LoadedTable, progress: OnProgress) -> tuple[list[str], JobRun | None]:
         started = run_timestamp()
-        stored = MaintenanceStore(tables.store).table_config(str(table.metadata.table_uuid))
+        stored = MaintenanceStore(tables.objects).table_config(str(table.metadata.table_uuid))
         configured = stored.icebergSnapshotManagement.settings.icebergSnapshotManagement
         overrides = {"minSnapshotsToKeep": min_snapshots, "maxSnapshotAgeHours": max_age_hours}
         chosen = SnapshotManagementSettings(
@@ -234,7 +234,7 @@ def remove_orphans_command(
 
 
 def _unreferenced_days(tables: TableStore) -> int:
-    config = effective_warehouse_config(MaintenanceStore(tables.store).warehouse_config())
+    config = effective_warehouse_config(MaintenanceStore(tables.objects).warehouse_config())
     return config.icebergUnreferencedFileRemoval.settings.icebergUnreferencedFileRemoval.unreferencedDays
 
 

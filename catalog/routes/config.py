@@ -21,11 +21,11 @@ def implemented_endpoints(app: FastAPI) -> list[str]:
 
 @router.get("/v1/config", operation_id="getConfig")
 def get_config(request: Request, warehouse: str | None = None) -> JSONResponse:
-    store = request.app.state.warehouses.get(warehouse)
+    tables = request.app.state.warehouses.get(warehouse)
     return JSONResponse(
         {
-            "defaults": client_config(store, request.app.state.settings.s3),
-            "overrides": {"prefix": store.name},
+            "defaults": client_config(tables, request.app.state.settings.s3),
+            "overrides": {"prefix": tables.name},
             "endpoints": request.app.state.endpoints,
             "idempotency-key-lifetime": IDEMPOTENCY_LIFETIME,
         }

@@ -54,7 +54,7 @@ def _job_type(job: str, allowed: tuple[JobType, ...], scope: str) -> JobType:
 
 def _table_body(tables: TableStore, table: LoadedTable) -> dict:
     metadata = table.metadata
-    config = MaintenanceStore(tables.store).table_config(str(metadata.table_uuid))
+    config = MaintenanceStore(tables.objects).table_config(str(metadata.table_uuid))
     return {
         "warehouse": tables.name,
         "namespace": list(table.identifier.namespace),
@@ -65,7 +65,7 @@ def _table_body(tables: TableStore, table: LoadedTable) -> dict:
 
 
 def _warehouse_body(tables: TableStore) -> dict:
-    config = effective_warehouse_config(MaintenanceStore(tables.store).warehouse_config())
+    config = effective_warehouse_config(MaintenanceStore(tables.objects).warehouse_config())
     return {"warehouse": tables.name, "configuration": config.model_dump(mode="json")}
 
 
@@ -85,14 +85,14 @@ def build_router(warehouse: WarehouseOf, identifier: IdentifierOf) -> APIRouter:
         value = CONFIG_MODELS[job_type].model_validate(body.value)
         tables = warehouse(request, prefix)
         loaded = tables.load_table(identifier(namespace, table))
-        MaintenanceStore(tables.store).put_table_config(str(loaded.metadata.table_uuid), job_type, value)
+        MaintenanceStore(tables.objects).put_table_config(str(loaded.metadata.table_uuid), job_type, value)
         return _table_body(tables, loaded)
 
     @router.get("/namespaces/{namespace}/tables/{table}/maintenance/jobs", operation_id="getTableMaintenanceJobStatus")
     def get_table_jobs(request: Request, prefix: str, namespace: str, table: str) -> dict:
         tables = warehouse(request, prefix)
         loaded = tables.load_table(identifier(namespace, table))
-        documents = MaintenanceStore(tables.store)
+        documents = MaintenanceStore(tables.objects)
         table_uuid = str(loaded.metadata.table_uuid)
         config, state = documents.table_config(table_uuid), documents.table_state(table_uuid)
         warehouse_config = documents.warehouse_config()
@@ -113,7 +113,7 @@ def build_router(warehouse: WarehouseOf, identifier: IdentifierOf) -> APIRouter:
         job_type = _job_type(job, WAREHOUSE_JOB_TYPES, "warehouse")
         value = CONFIG_MODELS[job_type].model_validate(body.value)
         tables = warehouse(request, prefix)
-        MaintenanceStore(tables.store).put_warehouse_config(job_type, value)
+        MaintenanceStore(tables.objects).put_warehouse_config(job_type, value)
         return _warehouse_body(tables)
 
     return router

@@ -11,6 +11,7 @@ from iceshelf.catalog.models import CreateNamespaceRequest, UpdateNamespacePrope
 from iceshelf.catalog.paging import page
 from iceshelf.tables.access import Level, Resource
 from iceshelf.tables.errors import NoSuchNamespaceError
+from iceshelf.tables.names import check_namespace
 
 router = APIRouter(prefix="/v1/{prefix}/namespaces", tags=["namespaces"])
 
@@ -23,9 +24,9 @@ def list_namespaces(
     page_token: str | None = Query(None, alias="pageToken"),
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
-    store = warehouse(request, prefix)
+    tables = warehouse(request, prefix)
     parent_ns = namespace_param(parent) if parent else ()
-    visible = auth.visible_namespaces(request, store.name, store.namespaces.list(parent_ns))
+    visible = auth.visible_namespaces(request, tables.name, tables.namespaces.list(parent_ns))
     names, token = page(visible, NAMESPACE_SEPARATOR.join, page_token, page_size)
     body: dict = {"namespaces": [list(ns) for ns in names]}
     if token:
@@ -35,9 +36,10 @@ def list_namespaces(
 
 @router.post("", operation_id="createNamespace")
 def create_namespace(request: Request, prefix: str, body: CreateNamespaceRequest) -> JSONResponse:
-    store = warehouse(request, prefix)
-    auth.require(request, Level.WRITE, Resource(store.name, tuple(body.namespace)).parent)
-    properties = store.namespaces.create(tuple(body.namespace), body.properties)
+    tables = warehouse(request, prefix)
+    namespace = check_namespace(tuple(body.namespace))
+    auth.require(request, Level.WRITE, Resource(tables.name, namespace).parent)
+    properties = tables.namespaces.create(namespace, body.properties)
     return JSONResponse({"namespace": body.namespace, "properties": properties})
 
 

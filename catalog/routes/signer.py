@@ -24,8 +24,8 @@ router = APIRouter(prefix="/v1/{prefix}", tags=["signer"])
 
 @router.post("/namespaces/{namespace}/tables/{table}/sign", operation_id="signRequest")
 def sign_s3_request(request: Request, prefix: str, namespace: str, table: str, body: S3SignRequest) -> JSONResponse:
-    store = warehouse(request, prefix)
-    if not store.store.root_uri.startswith("s3://"):
+    tables = warehouse(request, prefix)
+    if not tables.objects.root_uri.startswith("s3://"):
         raise BadRequestError(f"Warehouse {store.name} is not on S3: there is nothing to sign")
     ident = identifier_param(namespace, table)
     signer: RemoteSigner = request.app.state.signer
@@ -33,11 +33,11 @@ def sign_s3_request(request: Request, prefix: str, namespace: str, table: str, b
     target = signer.target(sign_request)
     resource = auth.table_resource(request, prefix, ident.namespace, ident.name)
     try:
-        scope: TableScope | None = table_scope(store.store, ident.namespace, store.load_table(ident).metadata.location)
+        scope: TableScope | None = table_scope(tables.objects, ident.namespace, tables.load_table(ident).metadata.location)
         auth.require(request, target.level, resource)
     except NoSuchTableError:
         auth.require(request, Level.WRITE, resource)
-        scope = staged_scope(store.store, ident, *target.objects[0])
+        scope = staged_scope(tables.objects, ident, *target.objects[0])
     for bucket, key in target.objects:
         if scope is None or not scope.contains(bucket, key):
             raise ForbiddenError(f"s3://{bucket}/{key} lies outside the location of table {ident}")

@@ -39,35 +39,35 @@ def list_tables(
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
     ns = namespace_param(namespace)
-    store = warehouse(request, prefix)
-    names = auth.readable_names(request, store.name, ns, store.list_tables(ns))
+    tables = warehouse(request, prefix)
+    names = auth.readable_names(request, tables.name, ns, tables.list_tables(ns))
     return identifiers_response(ns, names, page_token, page_size)
 
 
 @router.post("/namespaces/{namespace}/tables", operation_id="createTable")
 def create_table(request: Request, prefix: str, namespace: str, body: CreateTableRequest) -> Response:
-    store = warehouse(request, prefix)
+    tables = warehouse(request, prefix)
     ident = Identifier(namespace_param(namespace), check_name(body.name, "table name"))
-    store.namespaces.require_open(ident.namespace)
-    metadata = store.new_metadata(
+    tables.namespaces.require_open(ident.namespace)
+    metadata = tables.new_metadata(
         ident, body.table_schema, body.location, body.partition_spec, body.write_order, body.properties
     )
     if body.stage_create:
-        staged = serialize_metadata(store.stage_table(ident, metadata))
-        access = table_access(request, store, ident, metadata.location)
+        staged = serialize_metadata(tables.stage_table(ident, metadata))
+        access = table_access(request, tables, ident, metadata.location)
         return Response(b'{"metadata":' + staged + b"," + access.json_fields() + b"}", media_type="application/json")
-    loaded = store.create_table(ident, metadata)
-    return load_table_response(request, store, loaded, access=table_access(request, store, ident, loaded.metadata.location))
+    loaded = tables.create_table(ident, metadata)
+    return load_table_response(request, tables, loaded, access=table_access(request, tables, ident, loaded.metadata.location))
 
 
 @router.get("/namespaces/{namespace}/tables/{table}", operation_id="loadTable")
 def load_table(request: Request, prefix: str, namespace: str, table: str, snapshots: str = "all") -> Response:
     if snapshots not in ("all", "refs"):
         raise BadRequestError(f"snapshots must be 'all' or 'refs', not {snapshots!r}")
-    store = warehouse(request, prefix)
-    loaded = store.load_table(identifier_param(namespace, table))
-    access = table_access(request, store, loaded.identifier, loaded.metadata.location)
-    return load_table_response(request, store, loaded, snapshots, access)
+    tables = warehouse(request, prefix)
+    loaded = tables.load_table(identifier_param(namespace, table))
+    access = table_access(request, tables, loaded.identifier, loaded.metadata.location)
+    return load_table_response(request, tables, loaded, snapshots, access)
 
 
 @router.head("/namespaces/{namespace}/tables/{table}", operation_id="tableExists")
@@ -80,9 +80,9 @@ def table_exists(request: Request, prefix: str, namespace: str, table: str) -> R
 
 @router.post("/namespaces/{namespace}/tables/{table}", operation_id="updateTable")
 def update_table(request: Request, prefix: str, namespace: str, table: str, body: CommitTableRequest) -> Response:
-    store = warehouse(request, prefix)
+    tables = warehouse(request, prefix)
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    loaded = store.commit(TableChange(identifier_param(namespace, table), body.requirements, body.updates, key))
+    loaded = tables.commit(TableChange(identifier_param(namespace, table), body.requirements, body.updates, key))
     return _commit_response(loaded)
 
 
@@ -102,19 +102,19 @@ def unregister_table(request: Request, prefix: str, namespace: str, table: str) 
 
 @router.post("/namespaces/{namespace}/register", operation_id="registerTable")
 def register_table(request: Request, prefix: str, namespace: str, body: RegisterTableRequest) -> Response:
-    store = warehouse(request, prefix)
+    tables = warehouse(request, prefix)
     ident = Identifier(namespace_param(namespace), check_name(body.name, "table name"))
-    loaded = store.register_table(ident, body.metadata_location, body.overwrite)
-    return load_table_response(request, store, loaded, access=table_access(request, store, ident, loaded.metadata.location))
+    loaded = tables.register_table(ident, body.metadata_location, body.overwrite)
+    return load_table_response(request, tables, loaded, access=table_access(request, tables, ident, loaded.metadata.location))
 
 
 @router.post("/tables/rename", operation_id="renameTable", status_code=204)
 def rename_table(request: Request, prefix: str, body: RenameTableRequest) -> Response:
     source = check_identifier(tuple(body.source.namespace), body.source.name)
     destination = check_identifier(tuple(body.destination.namespace), body.destination.name)
-    store = warehouse(request, prefix)
-    auth.require_move(request, store.name, source, destination)
-    store.rename_table(source, destination)
+    tables = warehouse(request, prefix)
+    auth.require_move(request, tables.name, source, destination)
+    tables.rename_table(source, destination)
     return Response(status_code=204)
 
 
@@ -130,9 +130,9 @@ def report_metrics(request: Request, prefix: str, namespace: str, table: str, bo
 @router.get("/namespaces/{namespace}/tables/{table}/credentials", operation_id="loadCredentials")
 def load_credentials(request: Request, prefix: str, namespace: str, table: str) -> JSONResponse:
     """Vends whenever vending is configured: asking for credentials is what this endpoint is for."""
-    store = warehouse(request, prefix)
-    loaded = store.load_table(identifier_param(namespace, table))  # 404 for a missing table
-    access = vended_access(request, store, loaded.identifier, loaded.metadata.location)
+    tables = warehouse(request, prefix)
+    loaded = tables.load_table(identifier_param(namespace, table))  # 404 for a missing table
+    access = vended_access(request, tables, loaded.identifier, loaded.metadata.location)
     return JSONResponse({"storage-credentials": access.credentials}, headers=access.cache_headers())
 
 

@@ -18,13 +18,13 @@ router = APIRouter(prefix="/v1/{prefix}", tags=["transactions"])
 
 @router.post("/transactions/commit", operation_id="commitTransaction", status_code=204)
 def commit_transaction(request: Request, prefix: str, body: CommitTransactionRequest) -> Response:
-    store = warehouse(request, prefix)
+    tables = warehouse(request, prefix)
     changes = []
     for change in body.table_changes:
         if change.identifier is None:
             raise BadRequestError("Every table change of a transaction needs an identifier")
         ident = check_identifier(tuple(change.identifier.namespace), change.identifier.name)
-        auth.require(request, Level.WRITE, Resource.of_table(store.name, ident))
+        auth.require(request, Level.WRITE, Resource.of_table(tables.name, ident))
         changes.append(TableChange(ident, change.requirements, change.updates, request.headers.get(IDEMPOTENCY_HEADER)))
-    store.commit_transaction(changes)
+    tables.commit_transaction(changes)
     return Response(status_code=204)

@@ -48,7 +48,7 @@ class CommitViewRequest(RequestModel):
     updates: tuple[ViewUpdate, ...]
 
 
-def _load_view_response(request: Request, store: TableStore, loaded: LoadedView) -> Response:
+def _load_view_response(request: Request, tables: TableStore, loaded: LoadedView) -> Response:
     body = b"".join(
         [
             b'{"metadata-location":',
@@ -70,30 +70,30 @@ def list_views(
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
     ns = namespace_param(namespace)
-    store = warehouse(request, prefix)
-    names = auth.readable_names(request, store.name, ns, store.views.list_views(ns))
+    tables = warehouse(request, prefix)
+    names = auth.readable_names(request, tables.name, ns, tables.views.list_views(ns))
     return identifiers_response(ns, names, page_token, page_size)
 
 
 @router.post("/namespaces/{namespace}/views", operation_id="createView")
 def create_view(request: Request, prefix: str, namespace: str, body: CreateViewRequest) -> Response:
-    store = warehouse(request, prefix)
+    tables = warehouse(request, prefix)
     ident = Identifier(namespace_param(namespace), check_name(body.name, "view name"))
-    loaded = store.views.create_view(ident, body.view_schema, body.view_version, body.location, body.properties)
-    return _load_view_response(request, store, loaded)
+    loaded = tables.views.create_view(ident, body.view_schema, body.view_version, body.location, body.properties)
+    return _load_view_response(request, tables, loaded)
 
 
 @router.get("/namespaces/{namespace}/views/{view}", operation_id="loadView")
 def load_view(request: Request, prefix: str, namespace: str, view: str) -> Response:
-    store = warehouse(request, prefix)
-    return _load_view_response(request, store, store.views.load_view(identifier_param(namespace, view, "view name")))
+    tables = warehouse(request, prefix)
+    return _load_view_response(request, tables, tables.views.load_view(identifier_param(namespace, view, "view name")))
 
 
 @router.post("/namespaces/{namespace}/views/{view}", operation_id="replaceView")
 def replace_view(request: Request, prefix: str, namespace: str, view: str, body: CommitViewRequest) -> Response:
-    store = warehouse(request, prefix)
-    loaded = store.views.replace_view(identifier_param(namespace, view, "view name"), body.requirements, body.updates)
-    return _load_view_response(request, store, loaded)
+    tables = warehouse(request, prefix)
+    loaded = tables.views.replace_view(identifier_param(namespace, view, "view name"), body.requirements, body.updates)
+    return _load_view_response(request, tables, loaded)
 
 
 @router.delete("/namespaces/{namespace}/views/{view}", operation_id="dropView", status_code=204)
@@ -114,14 +114,14 @@ def view_exists(request: Request, prefix: str, namespace: str, view: str) -> Res
 def rename_view(request: Request, prefix: str, body: RenameTableRequest) -> Response:
     source = check_identifier(tuple(body.source.namespace), body.source.name, "view name")
     destination = check_identifier(tuple(body.destination.namespace), body.destination.name, "view name")
-    store = warehouse(request, prefix)
-    auth.require_move(request, store.name, source, destination)
-    store.views.rename_view(source, destination)
+    tables = warehouse(request, prefix)
+    auth.require_move(request, tables.name, source, destination)
+    tables.views.rename_view(source, destination)
     return Response(status_code=204)
 
 
 @router.post("/namespaces/{namespace}/register-view", operation_id="registerView")
 def register_view(request: Request, prefix: str, namespace: str, body: RegisterViewRequest) -> Response:
-    store = warehouse(request, prefix)
+    tables = warehouse(request, prefix)
     ident = Identifier(namespace_param(namespace), check_name(body.name, "view name"))
-    return _load_view_response(request, store, store.views.register_view(ident, body.metadata_location))
+    return _load_view_response(request, tables, tables.views.register_view(ident, body.metadata_location))

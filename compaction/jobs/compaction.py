@@ -36,7 +36,7 @@ class CompactionJob:
 
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
-        self.io = StoreFileIO(tables.store)
+        self.io = StoreFileIO(tables.objects)
         #: ``(manifest list, current spec id)`` -> due: a spec evolution changes the verdict, not the list.
         self._manifest_verdicts: OrderedDict[tuple[str, int], bool] = OrderedDict()
 

@@ -122,7 +122,7 @@ def expire_snapshots(
     """
     settings = settings or SnapshotManagementSettings()
     now_ms = clock.now_ms() if now_ms is None else now_ms
-    reach = Reachability(StoreFileIO(tables.store))
+    reach = Reachability(StoreFileIO(tables.objects))
     for attempt in range(_ATTEMPTS):
         before = tables.load_table(ident)
         expired = snapshots_to_expire(before.metadata, expiry_policy(settings, before.metadata.properties), now_ms)
@@ -144,7 +144,7 @@ def expire_snapshots(
             backoff(attempt)
             continue
         files = unreferenced_after(reach, reached, committed.metadata)
-        return ExpiryResult(tuple(sorted(expired)), remove_files(tables.store, before.metadata.location, files, progress))
+        return ExpiryResult(tuple(sorted(expired)), remove_files(tables.objects, before.metadata.location, files, progress))
     raise CommitFailedException(f"Snapshot expiry of {ident} kept conflicting with concurrent changes; retry later")
 
 

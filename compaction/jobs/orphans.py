@@ -87,7 +87,7 @@ def referenced_key(store: ObjectStore, location: str) -> str:
 
 def find_orphans(tables: TableStore, ident: Identifier, older_than_ms: int) -> tuple[LoadedTable, FileSizes]:
     """The table as loaded after the listing, and its unreferenced objects last modified before ``older_than_ms``."""
-    store = tables.store
+    store = tables.objects
     location = tables.load_table(ident).metadata.location
     prefix = table_prefix(store, location)
     if prefix is None:
@@ -118,7 +118,7 @@ def remove_orphans(
     due, marks = (orphans, None) if noncurrent is None else noncurrent.due(str(table.metadata.table_uuid), orphans, dry_run)
     if dry_run:
         return OrphanResult(len(orphans), len(orphans) - len(due), Removed.counting(due), True)
-    removed = remove_files(tables.store, table.metadata.location, due, progress)
+    removed = remove_files(tables.objects, table.metadata.location, due, progress)
     if marks is not None:
         noncurrent.documents.put_noncurrent(str(table.metadata.table_uuid), marks)
     return OrphanResult(len(orphans), len(orphans) - len(due), removed)

@@ -89,8 +89,8 @@ class WarehouseMaintenance:
     def __init__(self, tables: TableStore, replica: str, lease_s: float) -> None:
         self.tables = tables
         self.replica = replica
-        self.documents = MaintenanceStore(tables.store)
-        self.leases = Leases(tables.store, replica, lease_s)
+        self.documents = MaintenanceStore(tables.objects)
+        self.leases = Leases(tables.objects, replica, lease_s)
         self.compaction = CompactionJob(tables)
 
     def run_pass(self, stop: threading.Event | None = None) -> list[TableRun]:
@@ -200,7 +200,7 @@ class Scheduler:
     def __init__(self, warehouses: Warehouses, settings: MaintenanceSettings, replica: str | None = None) -> None:
         self.replica = replica or replica_id()
         self.settings = settings
-        self.warehouses = [WarehouseMaintenance(t, self.replica, settings.lease_s) for t in warehouses.stores.values()]
+        self.warehouses = [WarehouseMaintenance(t, self.replica, settings.lease_s) for t in warehouses.tables.values()]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

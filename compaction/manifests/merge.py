@@ -99,7 +99,7 @@ def manifest_thresholds(properties: Properties) -> tuple[int, int]:
 
 def rewrite_manifests(tables: TableStore, ident: Identifier, dry_run: bool = False) -> ManifestRewriteResult:
     """Merge the current snapshot's small manifests, if there are enough of them to be worth it."""
-    io = StoreFileIO(tables.store)
+    io = StoreFileIO(tables.objects)
     for attempt in range(_ATTEMPTS):
         metadata = tables.load_table(ident).metadata
         head = metadata.snapshot_by_name(MAIN_BRANCH)

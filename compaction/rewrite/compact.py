@@ -98,7 +98,7 @@ def plan_table(tables: TableStore, ident: Identifier, options: CompactionOptions
     """Read the table's current ``main`` snapshot and plan; no writes (``--dry-run`` stops here)."""
     table = tables.load_table(ident)
     metadata = table.metadata
-    cache = ManifestCache(StoreFileIO(tables.store))
+    cache = ManifestCache(StoreFileIO(tables.objects))
     spec_id = metadata.default_spec_id if options.plan.output_spec_id is None else options.plan.output_spec_id
     if spec_id not in metadata.specs():
         raise ValueError(f"{ident} has no partition spec {spec_id}")
@@ -145,7 +145,7 @@ def compact_table(
         return _result(ident, the_plan, None, [], [], 0, started)
     assert planned.files is not None and planned.index is not None
     io = planned.cache.io
-    engine = Engine(tables.store, options.engine)
+    engine = Engine(tables.objects, options.engine)
     job_id = uuid.uuid4().hex[:12]
     rewrites: list[GroupRewrite] = []
     outputs: list[str] = []

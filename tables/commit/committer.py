@@ -15,61 +15,33 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import Callable, Iterator
 
 from pyiceberg.table.metadata import TableMetadata
-from pyiceberg.table.update import AssertCreate, TableRequirement, TableUpdate
+from pyiceberg.io import FileIO
 
 from iceshelf.tables.commit.batching import Batcher, Ticket
-from iceshelf.tables.state.entries import EntryExists
+from iceshelf.tables.commit.changes import Staged, TableChange, not_found
+from iceshelf.tables.commit.rebase import AppendRebaser
+from iceshelf.tables.state.entries import Entries, EntryExists
 from iceshelf.tables.errors import (
     BadRequestError,
     CommitFailedException,
     CommitStateUnknownException,
-    NoSuchTableError,
 )
 from iceshelf.tables.metadata.builder import MetadataBuilder
-from iceshelf.tables.metadata.files import MetadataFile
+from iceshelf.tables.locations import WarehouseLocations
+from iceshelf.tables.metadata.files import MetadataFile, MetadataFiles
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import PreconditionFailed
 from iceshelf.tables.state.pointer import Pointer, VersionedPointer
-from iceshelf.tables.commit.rebase import AppendRebaser
 from iceshelf.tables.retry import backoff
 from iceshelf.tables.state.transactions import TxnRecord
-
-if TYPE_CHECKING:
-    from iceshelf.tables.tablestore import TableStore
 
 log = logging.getLogger("iceshelf.tables")
 
 #: How long a commit keeps retrying lost pointer races before answering 409.
 PATIENCE_S = 30.0
-
-
-@dataclass(frozen=True)
-class TableChange:
-    identifier: Identifier
-    requirements: tuple[TableRequirement, ...]
-    updates: tuple[TableUpdate, ...]
-    #: The request's ``Idempotency-Key``: recorded in the pointer, so a retry is not applied twice.
-    idempotency_key: str | None = None
-
-    @property
-    def creates(self) -> bool:
-        return any(isinstance(r, AssertCreate) for r in self.requirements)
-
-
-@dataclass(frozen=True)
-class Staged:
-    """A change applied and written, not yet visible: the swing of ``base`` to ``file`` is the commit."""
-
-    change: TableChange
-    base: VersionedPointer | None
-    base_metadata: TableMetadata | None
-    file: MetadataFile | None  # None: the change is a no-op
-    #: Files written only for this attempt besides the metadata file (a rebased manifest list).
-    scratch: str | None = None
 
 
 def apply_change(change: TableChange, builder: MetadataBuilder) -> TableMetadata:
@@ -87,10 +59,6 @@ def apply_change(change: TableChange, builder: MetadataBuilder) -> TableMetadata
 def _builder_on(base: MetadataFile | None) -> MetadataBuilder:
     """A builder of the next version of ``base`` (``None``: of a table to create)."""
     return MetadataBuilder(None if base is None else base.metadata, None if base is None else base.location)
-
-
-def not_found(ident: Identifier) -> NoSuchTableError:
-    return NoSuchTableError(f"Table does not exist: {ident}")
 
 
 def table_pointer(current: VersionedPointer | None, ident: Identifier) -> VersionedPointer | None:
@@ -113,27 +81,42 @@ def _fail_all(tickets: list[Ticket], error: BaseException) -> None:
         ticket.fail(error)
 
 
-def _delete_all(tables: "TableStore", locations: list[str]) -> None:
-    for location in locations:
-        tables.store.delete(tables.files.key(location))
-
-
 class Committer:
     """Applies ``TableChange``s to one warehouse; used by the REST catalog and by compaction alike."""
 
-    def __init__(self, tables: "TableStore", attempts: int, group_commit: bool = True) -> None:
-        self.tables = tables
+    def __init__(
+        self,
+        entries: Entries,
+        files: MetadataFiles,
+        io: FileIO,
+        locations: WarehouseLocations,
+        after_commit: Callable[[Staged], None],
+        attempts: int,
+        group_commit: bool = True,
+    ) -> None:
+        """Its collaborators are handed in (the table store builds them), so the commit path depends on
+        the pieces it uses -- pointers, metadata files, the location rule -- and never on the store."""
+        self.entries = entries
+        self.files = files
+        self.io = io
+        self.locations = locations
+        self.after_commit = after_commit
         self.attempts = attempts
         self.group_commit = group_commit
         self._batcher: Batcher[TableChange, MetadataFile] = Batcher(self.commit_batch)
-        self.rebaser = AppendRebaser(tables.io)
+        self.rebaser = AppendRebaser(io)
+
+    def _delete_scratch(self, locations: list[str]) -> None:
+        """Files an attempt wrote besides its metadata file (rebased manifest lists)."""
+        for location in locations:
+            self.io.delete(location)
 
     def stage(self, change: TableChange, current: VersionedPointer | None) -> Staged:
         """Validate and apply ``change`` on the state ``current`` names; write the new metadata file."""
         current = table_pointer(current, change.identifier)
         if current is None and not change.creates:
             raise not_found(change.identifier)
-        base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
+        base = None if current is None else self.files.read(current.pointer.metadata_location)
         base_metadata = None if base is None else base.metadata
         builder = _builder_on(base)
         change, scratch = self._apply(change, builder)
@@ -161,16 +144,15 @@ class Committer:
     ) -> Staged:
         if current is None or base is None or base.metadata.location != metadata.location:
             # a creating commit (stage-create) or a set-location: the location is the client's choice
-            self.tables.check_location(metadata.location)
-            self.tables.check_location_unshared(change.identifier, metadata.location)
-        written = self.tables.files.write(metadata, None if base is None else base.location)
+            self.locations.check(change.identifier, metadata.location)
+        written = self.files.write(metadata, None if base is None else base.location)
         return Staged(change, current, None if base is None else base.metadata, written, scratch)
 
     def publish(self, staged: Staged, pointer: Pointer) -> str:
         """Create or swing the pointer to ``pointer`` (see ``Entries.publish``); returns its etag."""
         ident = staged.change.identifier
         try:
-            return self.tables.entries.publish(ident, staged.base, pointer, self._landed_after(staged))
+            return self.entries.publish(ident, staged.base, pointer, self._landed_after(staged))
         except EntryExists:
             raise CommitFailedException(f"Requirement failed: table already exists: {ident}") from None
 
@@ -183,15 +165,15 @@ class Committer:
                 return True
             if pointer.metadata_location is None:
                 return False
-            current = self.tables.files.read(pointer.metadata_location).metadata
+            current = self.files.read(pointer.metadata_location).metadata
             return any(entry.metadata_file == location for entry in current.metadata_log)
 
         return landed
 
     def discard(self, staged: Staged) -> None:
         if staged.file is not None:
-            self.tables.files.delete(staged.file.location)
-        _delete_all(self.tables, [staged.scratch] if staged.scratch else [])
+            self.files.delete(staged.file.location)
+        self._delete_scratch([staged.scratch] if staged.scratch else [])
 
     def commit(self, change: TableChange) -> MetadataFile:
         """One table. Concurrent commits to the same table are applied as one batch (group commit)."""
@@ -211,8 +193,8 @@ class Committer:
         ident = tickets[0].request.identifier
         for attempt in self._attempts():
             try:
-                current = table_pointer(self.tables.entries.read_settled(ident), ident)
-                base = None if current is None else self.tables.files.read(current.pointer.metadata_location)
+                current = table_pointer(self.entries.read_settled(ident), ident)
+                base = None if current is None else self.files.read(current.pointer.metadata_location)
             except Exception as err:
                 return _fail_all(tickets, err)
             accepted, applied, scratch, builder = self._apply_batch(tickets, current, base)
@@ -225,7 +207,7 @@ class Committer:
                     return _resolve_all(accepted, base)  # all no-ops: no new version
                 staged = self._write(combined, current, base, metadata, None)
             except Exception as err:
-                _delete_all(self.tables, scratch)
+                self._delete_scratch(scratch)
                 return _fail_all(accepted, err)
             keys = [t.request.idempotency_key for t in accepted if t.request.idempotency_key]
             pointer = (Pointer("table", None) if current is None else current.pointer).at(staged.file.location, *keys)
@@ -233,7 +215,7 @@ class Committer:
                 self.publish(staged, pointer)
             except PreconditionFailed:
                 self.discard(staged)
-                _delete_all(self.tables, scratch)
+                self._delete_scratch(scratch)
                 tickets = accepted
                 backoff(attempt)
                 continue
@@ -241,9 +223,9 @@ class Committer:
                 return _fail_all(accepted, err)
             except Exception as err:  # clean refusals; a crash (BaseException) leaves the files as orphans
                 self.discard(staged)
-                _delete_all(self.tables, scratch)
+                self._delete_scratch(scratch)
                 return _fail_all(accepted, err)
-            self.tables.after_commit(staged)
+            self.after_commit(staged)
             return _resolve_all(accepted, staged.file)
         _fail_all(tickets, CommitFailedException(f"Commit to {ident} kept losing the pointer race for {PATIENCE_S:.0f} s; retry later"))
 
@@ -297,9 +279,9 @@ class Committer:
         if len(changes) == 1:
             return [self.commit(changes[0])]
         if self._already_applied(changes):
-            return [self.tables.files.read(self.tables.entries.read(c.identifier).pointer.metadata_location) for c in changes]
+            return [self.files.read(self.entries.read(c.identifier).pointer.metadata_location) for c in changes]
         ordered = sorted(changes, key=lambda c: (c.identifier.namespace, c.identifier.name))
-        txns = self.tables.entries.txns
+        txns = self.entries.txns
         for attempt in range(self.attempts):
             record = txns.begin([str(c.identifier) for c in ordered])
             staged: list[tuple[Staged, str | None]] = []
@@ -331,7 +313,7 @@ class Committer:
         key = changes[0].idempotency_key
         if key is None:
             return False
-        current = self.tables.entries.read_settled(changes[0].identifier)
+        current = self.entries.read_settled(changes[0].identifier)
         return current is not None and current.pointer.applied(key)
 
     def _decide_committed(self, record: TxnRecord) -> TxnRecord | None:
@@ -340,7 +322,7 @@ class Committer:
         A failed write of the flip (not a lost CAS) is reconciled like a pointer write: the record
         says "committed" (it landed), or we fence it by flipping it to "aborted" ourselves.
         """
-        txns = self.tables.entries.txns
+        txns = self.entries.txns
         try:
             return txns.decide(record, "committed")
         except Exception as err:
@@ -360,7 +342,7 @@ class Committer:
     def _stage_in(self, txn_id: str, change: TableChange) -> tuple[Staged, str | None]:
         """Stage one table of a transaction: its pointer names the transaction and the new location."""
         for attempt in range(self.attempts):
-            staged = self.stage(change, self.tables.entries.read_settled(change.identifier))
+            staged = self.stage(change, self.entries.read_settled(change.identifier))
             if staged.file is None:
                 return staged, None
             base = staged.base.pointer if staged.base is not None else Pointer("table", None)
@@ -378,7 +360,7 @@ class Committer:
 
     def _settle_all(self, txn_id: str, staged: list[tuple[Staged, str | None]], committed: bool) -> None:
         """Roll every staged pointer forward or back, then forget the record -- only once none names it."""
-        entries = self.tables.entries
+        entries = self.entries
         unsettled = 0
         for s, etag in staged:
             if etag is None:
@@ -392,11 +374,11 @@ class Committer:
             else:
                 unsettled += 1  # left for readers to settle from the record, which therefore stays
             if committed:
-                self.tables.after_commit(s)
+                self.after_commit(s)
             else:
                 self.discard(s)
         if not unsettled:
             entries.txns.forget(txn_id)
 
     def _result(self, staged: Staged) -> MetadataFile:
-        return staged.file or self.tables.files.read(staged.base.pointer.metadata_location)
+        return staged.file or self.files.read(staged.base.pointer.metadata_location)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from pyiceberg.io import FileIO
 from pyiceberg.manifest import ManifestFile
@@ -42,11 +41,9 @@ from pyiceberg.table.update import (
 )
 from pyiceberg.utils.properties import property_as_bool
 
+from iceshelf.tables.commit.changes import TableChange
 from iceshelf.tables.errors import CommitFailedException
 from iceshelf.tables.metadata.manifest_lists import ManifestList, ManifestLists
-
-if TYPE_CHECKING:
-    from iceshelf.tables.commit.committer import TableChange
 
 REBASE_PROPERTY = "iceshelf.commit.rebase-appends"
 _EQUALITY_DELETES = ("added-equality-delete-files", "added-equality-deletes")
@@ -58,7 +55,7 @@ class AppendRebaser:
     def __init__(self, io: FileIO) -> None:
         self.lists = ManifestLists(io)
 
-    def rebase(self, change: "TableChange", head: TableMetadata) -> tuple["TableChange", str] | None:
+    def rebase(self, change: TableChange, head: TableMetadata) -> tuple[TableChange, str] | None:
         """The append rebuilt on ``head``, with the new manifest list's location; ``None`` if it can't be."""
         shape = _pure_append(change, head)
         if shape is None:
@@ -94,7 +91,7 @@ class AppendRebaser:
         return None if head is None else self.lists.read(head.manifest_list)
 
 
-def _pure_append(change: "TableChange", head: TableMetadata) -> tuple[Snapshot, SetSnapshotRefUpdate, int | None] | None:
+def _pure_append(change: TableChange, head: TableMetadata) -> tuple[Snapshot, SetSnapshotRefUpdate, int | None] | None:
     """(snapshot, ref update, the head the client asserted) if ``change`` is a rebasable append."""
     if head.format_version > 2 or not property_as_bool(head.properties, REBASE_PROPERTY, True):
         return None

@@ -11,32 +11,52 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.view.metadata import ViewMetadata
 
-from iceshelf.tables.errors import BadRequestError
 from iceshelf.tables.metadata.builder import parse_metadata, serialize_metadata
-from iceshelf.tables.names import location_key_problem
+from iceshelf.tables.locations import location_key
+from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore
 
 _VERSIONED = re.compile(r"(\d+)-[0-9a-fA-F-]{36}\.(?:gz\.)?metadata\.json")
 
 
+M = TypeVar("M", TableMetadata, ViewMetadata)
+
+
 @dataclass(frozen=True)
-class MetadataFile:
+class StoredMetadata(Generic[M]):
+    """An immutable metadata file, table or view: where it is, its model, and its exact bytes (a load
+    answers with the bytes, so the hot path never re-serializes)."""
+
     location: str
-    metadata: TableMetadata
+    metadata: M
     raw: bytes
 
 
-def location_key(store: ObjectStore, location: str) -> str:
-    """The store key of a location a client named, or a 400 if it is outside the warehouse or unusable."""
-    key = store.key_of(location)
-    if key is None:
-        raise BadRequestError(f"Location {location} is outside this warehouse ({store.root_uri})")
-    if problem := location_key_problem(key):
-        raise BadRequestError(f"Invalid location {location}: {problem}")
-    return key
+@dataclass(frozen=True)
+class Loaded(Generic[M]):
+    """A table or view as loaded: its name and its current metadata file."""
+
+    identifier: Identifier
+    file: StoredMetadata[M]
+
+    @property
+    def metadata(self) -> M:
+        return self.file.metadata
+
+    @property
+    def metadata_location(self) -> str:
+        return self.file.location
+
+
+MetadataFile = StoredMetadata[TableMetadata]
+ViewFile = StoredMetadata[ViewMetadata]
+LoadedTable = Loaded[TableMetadata]
+LoadedView = Loaded[ViewMetadata]
 
 
 def next_metadata_location(table_location: str, previous: str | None) -> str:

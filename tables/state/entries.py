@@ -29,13 +29,8 @@ from iceshelf.tables.errors import (
     TableAlreadyExistsError,
     ViewAlreadyExistsError,
 )
-from iceshelf.tables.names import (
-    Identifier,
-    Namespace,
-    entries_prefix,
-    entry_key,
-    entry_name_from_key,
-)
+from iceshelf.tables.names import Identifier, Namespace
+from iceshelf.tables.state.keys import entries_prefix, entry_key, entry_name_from_key
 from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.objectstore import (
     CREATE,

@@ -22,14 +22,8 @@ from iceshelf.tables.errors import (
     NoSuchNamespaceError,
     UnprocessableEntityError,
 )
-from iceshelf.tables.names import (
-    Namespace,
-    check_namespace,
-    entries_prefix,
-    namespace_from_key,
-    namespace_key,
-    namespaces_prefix,
-)
+from iceshelf.tables.names import Namespace
+from iceshelf.tables.state.keys import entries_prefix, namespace_from_key, namespace_key, namespaces_prefix
 from iceshelf.tables.objectstore import (
     CREATE,
     ObjectAlreadyExists,
@@ -131,13 +125,13 @@ class Namespaces:
                 backoff(attempt)
 
     def load(self, namespace: Namespace) -> dict[str, str]:
-        record = self._read(check_namespace(namespace))
+        record = self._read(namespace)
         if record is None:
             raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(namespace)}")
         return record.properties
 
     def exists(self, namespace: Namespace) -> bool:
-        return self._read(check_namespace(namespace)) is not None
+        return self._read(namespace) is not None
 
     def require_open(self, namespace: Namespace) -> None:
         """Raise unless the namespace exists and is not being dropped: new entries may be placed in it.
@@ -161,7 +155,6 @@ class Namespaces:
         raise CommitFailedException(f"Too much contention on namespace {'.'.join(namespace)}")
 
     def create(self, namespace: Namespace, properties: dict[str, str]) -> dict[str, str]:
-        namespace = check_namespace(namespace)
         if len(namespace) > 1:
             self.require_open(namespace[:-1])
         self._claim(namespace, NamespaceRecord(dict(properties)))
@@ -199,7 +192,6 @@ class Namespaces:
     def list(self, parent: Namespace = ()) -> list[Namespace]:
         """Direct children of ``parent`` (top-level namespaces for ``()``), sorted."""
         if parent:
-            check_namespace(parent)
             if self._read(parent) is None:
                 raise NoSuchNamespaceError(f"Namespace does not exist: {'.'.join(parent)}")
         found = (namespace_from_key(meta.key) for meta in self.store.list(namespaces_prefix()))
@@ -207,7 +199,6 @@ class Namespaces:
         return sorted(ns for ns in children if self._read(ns) is not None)
 
     def update_properties(self, namespace: Namespace, removals: list[str], updates: dict[str, str]) -> PropertiesUpdate:
-        namespace = check_namespace(namespace)
         overlap = set(removals) & set(updates)
         if overlap:
             raise UnprocessableEntityError(f"Properties both updated and removed: {sorted(overlap)}")
@@ -231,7 +222,6 @@ class Namespaces:
         raise CommitFailedException(f"Too much contention updating namespace {'.'.join(namespace)}")
 
     def drop(self, namespace: Namespace) -> None:
-        namespace = check_namespace(namespace)
         for attempt in range(self.attempts):
             record = self._read(namespace)
             if record is None:

@@ -23,7 +23,7 @@ from pyiceberg.table.snapshots import Snapshot
 
 from iceshelf.tables.commit.committer import Committer, Staged
 from iceshelf.tables.metadata.manifest_lists import ManifestList
-from iceshelf.tables.names import entry_key
+from iceshelf.tables.state.keys import entry_key
 from iceshelf.tables.objectstore import OVERWRITE, ObjectNotFound, ObjectStore, PreconditionFailed, PutMode, Update
 from iceshelf.tables.state.pointer import Pointer
 from iceshelf.tables.commit.rebase import AppendRebaser
@@ -55,14 +55,14 @@ class OverwritingCommitter(Committer):
     def publish(self, staged: Staged, pointer: Pointer) -> str:
         if staged.base is None:
             return super().publish(staged, pointer)
-        return self.tables.store.put(entry_key(staged.change.identifier), pointer.to_bytes(), OVERWRITE)
+        return self.entries.store.put(entry_key(staged.change.identifier), pointer.to_bytes(), OVERWRITE)
 
 
 class EagerTransactionCommitter(Committer):
     """BROKEN: settles the staged pointers forward, then flips the record (the real order is reversed)."""
 
     def _decide_committed(self, record: TxnRecord) -> TxnRecord | None:
-        entries = self.tables.entries
+        entries = self.entries
         for ident in (T1, T2):
             current = entries.read_raw(ident)
             if current is not None and current.pointer.txn == record.id:
@@ -83,7 +83,7 @@ class LoserAckingCommitter(Committer):
 def _with_committer(committer: type[Committer]):
     def tables(store: ObjectStore) -> TableStore:
         built = default_tables(store)
-        built.committer = committer(built, COMMIT_ATTEMPTS)
+        built.committer = committer(built.entries, built.files, built.io, built.locations, built.after_commit, COMMIT_ATTEMPTS)
         return built
 
     return tables

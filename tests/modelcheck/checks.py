@@ -11,7 +11,8 @@ from typing import Callable
 
 from iceshelf.tables.metadata.files import MetadataFile
 from iceshelf.tables.names import Identifier
-from iceshelf.tables.tablestore import LoadedTable, TableStore
+from iceshelf.tables.metadata.files import Loaded, LoadedTable
+from iceshelf.tables.tablestore import TableStore
 from tests.modelcheck.explorer import Outcome
 from tests.modelcheck.invariants import check_acknowledged, check_pointers, visible
 
@@ -37,7 +38,7 @@ def acked_files(outcome: Outcome) -> list[MetadataFile]:
     if not outcome.acked:
         return []
     loaded = outcome.value if isinstance(outcome.value, list) else [outcome.value]
-    return [table.file for table in loaded if isinstance(table, LoadedTable)]
+    return [table.file for table in loaded if isinstance(table, Loaded)]
 
 
 def check_histories(tables: TableStore, outcomes: dict[str, Outcome], *idents: Identifier) -> None:

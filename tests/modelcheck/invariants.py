@@ -13,7 +13,8 @@ from typing import Iterator
 from pyiceberg.table.metadata import TableMetadata
 
 from iceshelf.tables.metadata.files import MetadataFile
-from iceshelf.tables.names import Identifier, entries_prefix, entry_name_from_key, namespace_from_key, namespaces_prefix
+from iceshelf.tables.names import Identifier
+from iceshelf.tables.state.keys import entries_prefix, entry_name_from_key, namespace_from_key, namespaces_prefix
 from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
 from iceshelf.tables.tablestore import TableStore
 
@@ -23,7 +24,7 @@ ENTRIES_ROOT = entries_prefix(("-",)).rsplit("/", 2)[0] + "/"
 
 def pointers(tables: TableStore) -> Iterator[tuple[Identifier, Pointer]]:
     """Every entry of the warehouse, raw, across all namespaces -- also those of dropped ones."""
-    store = tables.store
+    store = tables.objects
     for meta in list(store.list(ENTRIES_ROOT)):
         segment = meta.key[len(ENTRIES_ROOT) :].split("/", 1)[0]
         namespace = namespace_from_key(f"{namespaces_prefix()}{segment}.json")

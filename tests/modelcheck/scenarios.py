@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from iceshelf.tables.names import namespaces_prefix
+from iceshelf.tables.state.keys import namespaces_prefix
 from iceshelf.tables.tablestore import TableStore
 from iceshelf.tables.state.transactions import TxnRecords
 from tests.modelcheck.appends import append_warehouse, check_outcomes, observe_appends, racers
