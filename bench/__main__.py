@@ -14,11 +14,10 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from bench.catalog import BenchConfig, run_to_file, summary_table  # noqa: E402
-from bench import sql as sql_bench  # noqa: E402
 from bench import compaction as compaction_bench  # noqa: E402
+from bench import sql as sql_bench  # noqa: E402
 from bench import throughput as throughput_bench  # noqa: E402
-
+from bench.catalog import BenchConfig, run_to_file, summary_table  # noqa: E402
 
 #: The suites run after the catalog one, each writing ``<name>.json`` beside ``--out``; ``--skip-<name>`` skips one.
 _SUITES = (

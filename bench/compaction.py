@@ -138,8 +138,8 @@ def write_table(wh: Warehouse, name: str, files: int, total_bytes: int, seed: in
 
 def run_compaction_job(wh: Warehouse, name: str) -> None:
     """What the ``icebergCompaction`` job (and ``iceshelf compact``) does to a table: compact, then its manifest step."""
-    from iceshelf.compaction.rewrite.compact import CompactionOptions
     from iceshelf.compaction.jobs.compaction import run_compaction
+    from iceshelf.compaction.rewrite.compact import CompactionOptions
 
     tables = wh.tables()
     try:

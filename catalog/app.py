@@ -10,21 +10,20 @@ from fastapi import Depends, FastAPI
 from iceshelf.catalog import auth, errors, idempotency
 from iceshelf.catalog.deps import identifier_param, warehouse
 from iceshelf.catalog.routes import config, namespaces, signer, tables, transactions, views
-from iceshelf.catalog.routes.maintenance import build_router as maintenance_router
-from iceshelf.compaction.jobs.scheduler import Scheduler
 from iceshelf.catalog.routes import sql_queries as athena
 from iceshelf.catalog.routes import sql_trino as trino
+from iceshelf.catalog.routes.maintenance import build_router as maintenance_router
+from iceshelf.catalog.settings import Settings
+from iceshelf.compaction.jobs.scheduler import Scheduler
 from iceshelf.sql.queries import QueryService
 from iceshelf.tables.access import AccessGate
 from iceshelf.tables.delegation.credentials import CredentialVendor
-from iceshelf.tables.settings import Settings
 from iceshelf.tables.delegation.signing import RemoteSigner
-from iceshelf.tables.warehouses import Warehouses
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    warehouses = Warehouses.open(settings)
+    warehouses = settings.open_warehouses()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -42,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.warehouses = warehouses
     app.state.metrics_reports = Counter()
     app.state.access = access = AccessGate(warehouses.tables[warehouses.default].objects, settings.auth, settings.auth_enabled)
-    app.state.sql = QueryService(settings, warehouses, lambda caller: access.token_for(caller, settings.sql.timeout_s + 60))
+    app.state.sql = QueryService(settings.sql_engine(), warehouses, lambda caller: access.token_for(caller, settings.sql.timeout_s + 60))
     errors.install(app)
     idempotency.install(app)
     auth.install(app)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request

@@ -24,9 +24,9 @@ from iceshelf.catalog.deps import NAMESPACE_SEPARATOR
 from iceshelf.catalog.results import NO_ACCESS, StorageAccess, client_config
 from iceshelf.tables.access import Level
 from iceshelf.tables.delegation.credentials import CredentialsUnavailable
+from iceshelf.tables.delegation.scope import table_scope
 from iceshelf.tables.errors import ForbiddenError
 from iceshelf.tables.names import Identifier
-from iceshelf.tables.delegation.scope import table_scope
 from iceshelf.tables.tablestore import TableStore
 
 HEADER = "X-Iceberg-Access-Delegation"
@@ -54,7 +54,7 @@ def vended_access(request: Request, tables: TableStore, ident: Identifier, locat
 def _signer_endpoint(tables: TableStore, ident: Identifier) -> str:
     """Relative to the catalog URI the client already uses, so it is right behind any proxy too."""
     namespace = quote(NAMESPACE_SEPARATOR.join(ident.namespace), safe="")
-    return f"v1/{quote(store.name, safe='')}/namespaces/{namespace}/tables/{quote(ident.name, safe='')}/sign"
+    return f"v1/{quote(tables.name, safe='')}/namespaces/{namespace}/tables/{quote(ident.name, safe='')}/sign"
 
 
 def _signing_access(request: Request, tables: TableStore, ident: Identifier, location: str) -> StorageAccess:

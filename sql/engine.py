@@ -26,8 +26,9 @@ import pyarrow as pa
 
 from iceshelf.sql.errors import QueryCancelledError, QueryFailedError, ResultTooLargeError
 from iceshelf.sql.rewrite import Plan, attach_alias
+from iceshelf.sql.settings import SqlSettings
 from iceshelf.tables.duckdb_extensions import install_extensions
-from iceshelf.tables.settings import Settings
+from iceshelf.tables.settings import S3Settings
 from iceshelf.tables.warehouses import Warehouses
 
 _BATCH_ROWS = 65_536
@@ -40,10 +41,14 @@ class Outcome:
     update_count: int | None = None
 
 
-def catalog_url(settings: Settings) -> str:
-    """This server's own REST endpoint, as the engine's DuckDB reaches it for writes."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine takes from the process's settings: its own limits, the S3 key its DuckDB reads
+    S3 warehouses with, and this server's REST endpoint, which its DuckDB attaches for writes."""
+
+    limits: SqlSettings
+    s3: S3Settings
+    catalog_url: str
 
 
 def _allowed_locations(warehouses: Warehouses, url: str) -> list[str]:
@@ -57,8 +62,8 @@ def _allowed_locations(warehouses: Warehouses, url: str) -> list[str]:
 class Session:
     """One sandboxed DuckDB database; runs one plan at a time."""
 
-    def __init__(self, settings: Settings, warehouses: Warehouses, temp_directory: str) -> None:
-        limits = settings.sql
+    def __init__(self, config: EngineConfig, warehouses: Warehouses, temp_directory: str) -> None:
+        limits = config.limits
         self.connection = duckdb.connect(
             ":memory:",
             config={
@@ -74,7 +79,7 @@ class Session:
         con = self.connection
         install_extensions(con)
         con.execute("SET TimeZone = 'UTC'")
-        s3 = settings.s3
+        s3 = config.s3
         if s3.access_key_id and any(t.objects.root_uri.startswith("s3://") for t in warehouses.tables.values()):
             options = {"KEY_ID": s3.access_key_id, "SECRET": s3.secret_access_key or "", "REGION": s3.region}
             if s3.session_token:
@@ -83,7 +88,7 @@ class Session:
                 endpoint = urlparse(s3.endpoint_url)
                 options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path", "USE_SSL": str(endpoint.scheme == "https").lower()}
             con.execute(f"CREATE SECRET iceshelf_s3 (TYPE s3, {', '.join(f'{k} {_literal(v)}' for k, v in options.items())})")
-        self.url = catalog_url(settings)
+        self.url = config.catalog_url
         self.attached: set[str] = set()
         allowed = ", ".join(_literal(p) for p in _allowed_locations(warehouses, self.url))
         con.execute(f"SET allowed_directories = [{allowed}]")
@@ -180,8 +185,8 @@ class Session:
 class Engine:
     """At most ``pool_size`` sessions, created on first use; a query waits for a free one."""
 
-    def __init__(self, settings: Settings, warehouses: Warehouses) -> None:
-        self.settings = settings
+    def __init__(self, config: EngineConfig, warehouses: Warehouses) -> None:
+        self.config = config
         self.warehouses = warehouses
         self._temp = tempfile.TemporaryDirectory(prefix="iceshelf-sql-")
         self._idle: queue.LifoQueue[Session] = queue.LifoQueue()
@@ -203,13 +208,13 @@ class Engine:
         except queue.Empty:
             pass
         with self._lock:
-            grow = self._created < self.settings.sql.pool_size
+            grow = self._created < self.config.limits.pool_size
             if grow:
                 self._created += 1
         if not grow:
             return self._idle.get()
         try:
-            session = Session(self.settings, self.warehouses, tempfile.mkdtemp(dir=self._temp.name))
+            session = Session(self.config, self.warehouses, tempfile.mkdtemp(dir=self._temp.name))
         except BaseException:
             with self._lock:
                 self._created -= 1

@@ -25,7 +25,7 @@ import pyarrow as pa
 from iceshelf.sql.authorize import authorize, may_manage_queries
 from iceshelf.sql.check import check
 from iceshelf.sql.deadlines import Deadlines
-from iceshelf.sql.engine import Engine
+from iceshelf.sql.engine import Engine, EngineConfig
 from iceshelf.sql.errors import NoSuchQueryError, QueryCancelledError, QueryNotFinishedError, QueryTimeoutError
 from iceshelf.sql.history import History, new_query_id
 from iceshelf.sql.resolve import WarehouseCatalog
@@ -33,7 +33,6 @@ from iceshelf.sql.rewrite import Plan, rewrite
 from iceshelf.sql.system_tables import materialize
 from iceshelf.tables.access import OPEN, Principal
 from iceshelf.tables.errors import NoSuchNamespaceError, NoSuchTableError, NoSuchWarehouseError
-from iceshelf.tables.settings import Settings
 from iceshelf.tables.warehouses import Warehouses
 
 log = logging.getLogger("iceshelf.sql")
@@ -157,16 +156,16 @@ def namespace_levels(namespace: str | None) -> tuple[str, ...] | None:
 
 
 class QueryService:
-    def __init__(self, settings: Settings, warehouses: Warehouses, token_for: Callable[[Principal], str | None]) -> None:
+    def __init__(self, config: EngineConfig, warehouses: Warehouses, token_for: Callable[[Principal], str | None]) -> None:
         """``token_for`` mints the bearer token a query's writes reach the catalog with (``None``: auth off)."""
-        self.settings = settings
+        self.limits = config.limits
         self.token_for = token_for
         self.warehouses = warehouses
         self.catalog = WarehouseCatalog(warehouses)
-        self.engine = Engine(settings, warehouses)
+        self.engine = Engine(config, warehouses)
         self.engine.prewarm()
         self.history = History(warehouses)
-        self._workers = ThreadPoolExecutor(settings.sql.pool_size, thread_name_prefix="iceshelf-sql")
+        self._workers = ThreadPoolExecutor(config.limits.pool_size, thread_name_prefix="iceshelf-sql")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="iceshelf-sql-history")
         self._deadlines = Deadlines()
         self._queries: OrderedDict[str, Query] = OrderedDict()
@@ -196,7 +195,7 @@ class QueryService:
             if first != query.id:
                 return self.get(first)
         try:
-            statement = check(request.sql, request.dialect, read_only=self.settings.sql.read_only, namespace=request.namespace)
+            statement = check(request.sql, request.dialect, read_only=self.limits.read_only, namespace=request.namespace)
             query.update_type = statement.update_type
             plan = rewrite(statement, self.catalog, namespace_levels(request.namespace), warehouse)
             authorize(plan, caller)
@@ -246,7 +245,7 @@ class QueryService:
             self._finish(query, err)
 
     def _timeout(self, query: Query) -> float:
-        limit = self.settings.sql.timeout_s
+        limit = self.limits.timeout_s
         return min(limit, query.request.timeout_s) if query.request.timeout_s else limit
 
     def _time_out(self, query: Query) -> None:

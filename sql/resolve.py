@@ -19,11 +19,10 @@ from pyiceberg.table import StaticTable
 
 from iceshelf.sql.rewrite import Scan, TableInfo
 from iceshelf.tables.errors import NoSuchNamespaceError, NoSuchTableError
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 from iceshelf.tables.warehouses import Warehouses
-
 
 V = TypeVar("V")
 

@@ -1,17 +1,20 @@
-"""The one settings object: environment variables first, CLI flags on top.
+"""The storage layer's settings: S3 connection, the commit path, access control, vended credentials.
 
-Nothing else in Iceshelf reads ``os.environ``; the composition roots take a ``Settings``.
-S3 connection settings follow the AWS SDK conventions (``AWS_ENDPOINT_URL`` and friends) so
-a deployment configured for any other S3 tool works unchanged.
+Settings are read once: ``iceshelf.catalog.settings.Settings.from_env`` (the composition root) builds
+every layer's slice from the environment and the CLI flags on top; nothing else reads ``os.environ``.
+S3 connection settings follow the AWS SDK conventions (``AWS_ENDPOINT_URL`` and friends) so a
+deployment configured for any other S3 tool works unchanged.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Mapping
 
-DEFAULT_WAREHOUSE = "default"
+
+def env_flag(value: str) -> bool:
+    """An on/off environment variable, as every layer reads one."""
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -38,70 +41,20 @@ class S3Settings:
         )
 
 
-def parse_warehouses(specs: list[str] | str) -> dict[str, str]:
-    """``[NAME=]LOCATION`` entries, comma-separated in the environment; an unnamed one is ``default``."""
-    if isinstance(specs, str):
-        specs = [s for s in specs.split(",") if s.strip()]
-    out: dict[str, str] = {}
-    for spec in specs:
-        name, sep, location = spec.partition("=")
-        if not sep or "://" in name or "/" in name:
-            name, location = DEFAULT_WAREHOUSE, spec
-        if name in out:
-            raise ValueError(f"warehouse {name!r} given twice")
-        out[name.strip()] = location.strip()
-    return out
-
-
-def _flag(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
 @dataclass(frozen=True)
-class SqlSettings:
-    """Limits of the SQL endpoint (``sql/``): safe by default, each one an env var and a flag.
+class CommitSettings:
+    """The commit path (``iceshelf.tables.commit``)."""
 
-    Every pooled DuckDB is a database of its own, so ``memory_limit`` holds per query.
-    """
-
-    read_only: bool = False
-    timeout_s: float = 300.0
-    memory_limit: str = "2GB"
-    max_rows: int = 1_000_000
-    pool_size: int = 4
+    #: How often a commit re-reads and re-validates after losing a pointer race before answering 409.
+    attempts: int = 20
+    #: Apply concurrent commits to one table as one batch (one metadata write, one pointer swap).
+    group_commit: bool = True
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "SqlSettings":
+    def from_env(cls, env: Mapping[str, str]) -> "CommitSettings":
         base = cls()
-        return cls(
-            read_only=_flag(env["ICESHELF_SQL_READ_ONLY"]) if "ICESHELF_SQL_READ_ONLY" in env else base.read_only,
-            timeout_s=float(env.get("ICESHELF_SQL_TIMEOUT", base.timeout_s)),
-            memory_limit=env.get("ICESHELF_SQL_MEMORY_LIMIT", base.memory_limit),
-            max_rows=int(env.get("ICESHELF_SQL_MAX_ROWS", base.max_rows)),
-            pool_size=int(env.get("ICESHELF_SQL_POOL_SIZE", base.pool_size)),
-        )
-
-
-@dataclass(frozen=True)
-class MaintenanceSettings:
-    """The maintenance scheduler (``compaction/``): on inside ``iceshelf serve`` unless switched off.
-
-    ``lease_s`` is how long a replica's claim on a table outlives the replica if it crashes;
-    a live one renews its lease every third of that.
-    """
-
-    enabled: bool = True
-    interval_s: float = 300.0
-    lease_s: float = 120.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "MaintenanceSettings":
-        base = cls()
-        return cls(
-            enabled=_flag(env["ICESHELF_MAINTENANCE"]) if "ICESHELF_MAINTENANCE" in env else base.enabled,
-            interval_s=float(env.get("ICESHELF_MAINTENANCE_INTERVAL", base.interval_s)),
-            lease_s=float(env.get("ICESHELF_MAINTENANCE_LEASE", base.lease_s)),
-        )
+        group = env_flag(env["ICESHELF_GROUP_COMMIT"]) if "ICESHELF_GROUP_COMMIT" in env else base.group_commit
+        return cls(attempts=base.attempts, group_commit=group)
 
 
 @dataclass(frozen=True)
@@ -168,49 +121,3 @@ class CredentialSettings:
             duration_s=int(env.get("ICESHELF_STS_DURATION", base.duration_s)),
             sts_endpoint=env.get("ICESHELF_STS_ENDPOINT") or env.get("AWS_ENDPOINT_URL_STS") or None,
         )
-
-
-@dataclass(frozen=True)
-class Settings:
-    #: Warehouse name -> location (a directory or ``s3://bucket[/prefix]``).
-    warehouses: dict[str, str] = field(default_factory=lambda: {DEFAULT_WAREHOUSE: "./warehouse"})
-    default_warehouse: str = DEFAULT_WAREHOUSE
-    host: str = "127.0.0.1"
-    port: int = 8181
-    s3: S3Settings = field(default_factory=S3Settings)
-    #: How often a commit re-reads and re-validates after losing a pointer race before answering 409.
-    commit_attempts: int = 20
-    #: Apply concurrent commits to one table as one batch (one metadata write, one pointer swap).
-    group_commit: bool = True
-    log_level: str = "info"
-    sql: SqlSettings = field(default_factory=SqlSettings)
-    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    credentials: CredentialSettings = field(default_factory=CredentialSettings)
-
-    @property
-    def auth_enabled(self) -> bool:
-        return self.auth.enabled_for(self.host)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
-        env = os.environ if env is None else env
-        base = cls(s3=S3Settings.from_env(env))
-        base = replace(base, sql=SqlSettings.from_env(env))
-        base = replace(base, maintenance=MaintenanceSettings.from_env(env))
-        base = replace(base, auth=AuthSettings.from_env(env))
-        base = replace(base, credentials=CredentialSettings.from_env(env))
-        if "ICESHELF_WAREHOUSE" in env:
-            base = replace(base, warehouses=parse_warehouses(env["ICESHELF_WAREHOUSE"]))
-        if "ICESHELF_HOST" in env:
-            base = replace(base, host=env["ICESHELF_HOST"])
-        if "ICESHELF_PORT" in env:
-            base = replace(base, port=int(env["ICESHELF_PORT"]))
-        if "ICESHELF_GROUP_COMMIT" in env:
-            base = replace(base, group_commit=env["ICESHELF_GROUP_COMMIT"].lower() not in ("0", "false", "no", "off"))
-        if "ICESHELF_LOG_LEVEL" in env:
-            base = replace(base, log_level=env["ICESHELF_LOG_LEVEL"])
-        settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
-        if settings.default_warehouse not in settings.warehouses:
-            settings = replace(settings, default_warehouse=next(iter(settings.warehouses)))
-        return settings

@@ -25,17 +25,17 @@ from pyiceberg.utils.properties import property_as_bool
 
 from iceshelf.tables.commit.changes import Staged, TableChange, not_found
 from iceshelf.tables.commit.committer import Committer
-from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
 from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError, NoSuchViewError
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.locations import WarehouseLocations, deletable_prefix
 from iceshelf.tables.metadata.builder import create_metadata
-from iceshelf.tables.metadata.files import LoadedTable, MetadataFile, MetadataFiles
+from iceshelf.tables.metadata.files import LoadedTable, MetadataFiles
 from iceshelf.tables.names import Identifier, Namespace
-from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
-from iceshelf.tables.state.pointer import Kind, Pointer
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.retry import backoff
+from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
+from iceshelf.tables.state.namespaces import Namespaces
+from iceshelf.tables.state.pointer import Kind, Pointer
 from iceshelf.tables.viewstore import ViewFiles, ViewStore
 
 log = logging.getLogger("iceshelf.tables")

@@ -12,21 +12,21 @@ from pydantic import ValidationError as PydanticValidationError
 from pyiceberg.schema import Schema
 from pyiceberg.view.metadata import ViewMetadata, ViewVersion
 
-from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
 from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
 from iceshelf.tables.locations import WarehouseLocations, location_key
 from iceshelf.tables.metadata.files import LoadedView, ViewFile, next_metadata_location
-from iceshelf.tables.names import Identifier, Namespace
-from iceshelf.tables.state.namespaces import Namespaces
-from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed
-from iceshelf.tables.state.pointer import Pointer, VersionedPointer
-from iceshelf.tables.retry import backoff
 from iceshelf.tables.metadata.views import (
     AssertViewUUID,
     ViewUpdate,
     apply_view_updates,
     new_view_metadata,
 )
+from iceshelf.tables.names import Identifier, Namespace
+from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore, PreconditionFailed
+from iceshelf.tables.retry import backoff
+from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
+from iceshelf.tables.state.namespaces import Namespaces
+from iceshelf.tables.state.pointer import Pointer, VersionedPointer
 
 
 class ViewFiles:

@@ -1,4 +1,4 @@
-"""The warehouses ("table buckets") a server holds, built from settings: one table store each."""
+"""The warehouses ("table buckets") a server holds: one table store each, by name."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from iceshelf.tables.errors import NoSuchWarehouseError
 from iceshelf.tables.objectstore import open_store
-from iceshelf.tables.settings import Settings
+from iceshelf.tables.settings import CommitSettings, S3Settings
 from iceshelf.tables.tablestore import TableStore
 
 
@@ -16,12 +16,13 @@ class Warehouses:
     default: str
 
     @classmethod
-    def open(cls, settings: Settings) -> "Warehouses":
+    def open(cls, locations: dict[str, str], default: str, s3: S3Settings, commit: CommitSettings) -> "Warehouses":
+        """``locations``: warehouse name -> a directory or ``s3://bucket[/prefix]``."""
         tables = {
-            name: TableStore(name, open_store(location, settings.s3), settings.commit_attempts, settings.group_commit)
-            for name, location in settings.warehouses.items()
+            name: TableStore(name, open_store(location, s3), commit.attempts, commit.group_commit)
+            for name, location in locations.items()
         }
-        return cls(tables, settings.default_warehouse)
+        return cls(tables, default)
 
     def get(self, name: str | None) -> TableStore:
         """By name, by location URI (what many clients pass as ``warehouse``), or the default."""

@@ -7,9 +7,7 @@ history with strictly increasing sequence numbers and exact ``total-*`` summary 
 
 from __future__ import annotations
 
-import io
 import random
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +16,6 @@ import pyarrow as pa
 import pytest
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.manifest import write_manifest_list
-from pyiceberg.table.snapshots import Operation
 
 from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.objectstore.s3 import S3Store

@@ -24,10 +24,10 @@ from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSn
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
 from iceshelf.compaction.manifests.codec import ContentManifestWriter, new_data_file, write_manifest_list_file
-from iceshelf.compaction.rewrite.planner import PlanOptions
+from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
 from iceshelf.compaction.rewrite.groups import RewriteCheckFailed
+from iceshelf.compaction.rewrite.planner import PlanOptions
 from iceshelf.tables.names import Identifier
 from tests.clients import CatalogEnv
 from tests.compaction_support import (

@@ -27,8 +27,8 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
 from iceshelf.compaction.jobs.orphans import remove_orphans
+from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
 from iceshelf.compaction.rewrite.planner import PlanOptions
 from iceshelf.compaction.rewrite.replace import CompactionConflict
 from iceshelf.tables.names import Identifier

@@ -39,9 +39,9 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
 from iceshelf.compaction.jobs.compaction import CompactionJob
 from iceshelf.compaction.jobs.config import MaintenanceStore
+from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
 from iceshelf.compaction.rewrite.ordering import ZOrder, ordered
 from iceshelf.compaction.rewrite.partitions import column, partition_sql
 from iceshelf.compaction.rewrite.planner import PlanOptions

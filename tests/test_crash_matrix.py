@@ -33,11 +33,11 @@ import iceshelf.tables.clock
 from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import CommitStateUnknownException
 from iceshelf.tables.names import Identifier
-from iceshelf.tables.state.keys import all_entries_prefix
-from iceshelf.tables.objectstore.faults import Fault, FaultyStore, InjectedFault, SimulatedCrash
 from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.objectstore.faults import Fault, FaultyStore, InjectedFault, SimulatedCrash
 from iceshelf.tables.objectstore.memory import MemoryStore
 from iceshelf.tables.objectstore.s3 import S3Store
+from iceshelf.tables.state.keys import all_entries_prefix
 from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
 from iceshelf.tables.tablestore import TableStore
 

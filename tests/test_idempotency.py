@@ -8,9 +8,9 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from iceshelf.tables.state.idempotency import IdempotencyRecords
 from iceshelf.tables.objectstore import open_store
 from iceshelf.tables.settings import S3Settings
+from iceshelf.tables.state.idempotency import IdempotencyRecords
 from tests.clients import CatalogEnv, unique_name
 
 

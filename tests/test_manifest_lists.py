@@ -11,8 +11,8 @@ import pytest
 from pyiceberg.manifest import ManifestContent, ManifestFile, read_manifest_list, write_manifest_list
 from pyiceberg.table.snapshots import Snapshot
 
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.metadata.manifest_lists import ManifestLists
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.objectstore.memory import MemoryStore
 
 SYNC_SIZE = 16

@@ -8,8 +8,8 @@ from pyiceberg.manifest import ManifestContent, ManifestFile
 
 from iceshelf.compaction.manifests.codec import read_manifest_list
 from iceshelf.compaction.manifests.merge import plan_manifest_rewrite, rewrite_manifests
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from tests.clients import CatalogEnv
 from tests.compaction_support import fresh_rows, table_store, warehouse_store
 

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from iceshelf.catalog.settings import Settings
 from iceshelf.sql.check import check
 from iceshelf.sql.engine import Engine
 from iceshelf.sql.errors import QueryFailedError
 from iceshelf.sql.rewrite import Plan
-from iceshelf.tables.settings import Settings, SqlSettings
-from iceshelf.tables.warehouses import Warehouses
+from iceshelf.sql.settings import SqlSettings
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("sandbox")
     settings = Settings(warehouses={"default": str(root / "warehouse")}, sql=SqlSettings(read_only=True, pool_size=1, memory_limit="1GB"))
-    warehouses = Warehouses.open(settings)
-    engine = Engine(settings, warehouses)
+    warehouses = settings.open_warehouses()
+    engine = Engine(settings.sql_engine(), warehouses)
     yield engine, root
     engine.close()
     warehouses.close()

@@ -17,10 +17,10 @@ import pytest
 from pyiceberg.schema import Schema
 from pyiceberg.table.update import (
     AddSchemaUpdate,
-    AssignUUIDUpdate,
     AssertCurrentSchemaId,
     AssertRefSnapshotId,
     AssertTableUUID,
+    AssignUUIDUpdate,
     RemovePropertiesUpdate,
     SetCurrentSchemaUpdate,
     SetPropertiesUpdate,
@@ -38,9 +38,9 @@ from iceshelf.tables.errors import (
     TableAlreadyExistsError,
 )
 from iceshelf.tables.names import Identifier
-from iceshelf.tables.state.keys import entries_prefix, entry_key
 from iceshelf.tables.objectstore import CREATE, OVERWRITE, PreconditionFailed, Update
 from iceshelf.tables.objectstore.memory import MemoryStore
+from iceshelf.tables.state.keys import entries_prefix, entry_key
 from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 

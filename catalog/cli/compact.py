@@ -12,29 +12,22 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from iceshelf.catalog.cli.flags import add_warehouse_flags, settings_from
 from iceshelf.catalog.cli.maintenance import parse_table
-from iceshelf.compaction.rewrite.compact import CompactionOptions, PlannedCompaction, plan_table
 from iceshelf.compaction.jobs.compaction import CompactionRun, run_compaction
 from iceshelf.compaction.jobs.config import JobRun, MaintenanceStore, run_timestamp
 from iceshelf.compaction.jobs.leases import Leases
-from iceshelf.compaction.rewrite.planner import MIB, REPARTITION, STRATEGIES, PlanOptions
 from iceshelf.compaction.jobs.scheduler import replica_id
-from iceshelf.tables.settings import Settings
-from iceshelf.tables.warehouses import Warehouses
+from iceshelf.compaction.rewrite.compact import CompactionOptions, PlannedCompaction, plan_table
+from iceshelf.compaction.rewrite.planner import MIB, REPARTITION, STRATEGIES, PlanOptions
 
 
-def add_command(
-    commands: argparse._SubParsersAction,
-    add_warehouse_flags: Callable[[argparse.ArgumentParser], None],
-    settings_of: Callable[[argparse.Namespace], Settings],
-) -> None:
-    """The CLI owns the warehouse and S3 flags (shared by every warehouse command); this adds the rest."""
+def add_commands(commands: argparse._SubParsersAction) -> None:
     compact = commands.add_parser("compact", help="compact a table's small files now (or show the plan with --dry-run)")
     compact.add_argument("table", help="NAMESPACE.TABLE (a nested namespace is a.b.TABLE); in the first warehouse")
     compact.add_argument("--dry-run", action="store_true", help="show the plan; write nothing")
@@ -44,7 +37,7 @@ def add_command(
     compact.add_argument("--target-file-size-mb", type=int, help="default: the table's write.target-file-size-bytes, else 512")
     compact.add_argument("--min-input-files", type=int, help="smallest group worth rewriting (default 5)")
     compact.add_argument("--memory-limit", help="DuckDB memory for the rewrite, e.g. 4GB (default 2GB; more spills to disk)")
-    compact.set_defaults(run=lambda args: run(args, settings_of(args)))
+    compact.set_defaults(run=run)
 
 
 def options_from(args: argparse.Namespace) -> CompactionOptions:
@@ -63,9 +56,10 @@ def options_from(args: argparse.Namespace) -> CompactionOptions:
     return options
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
     console = Console()
-    warehouses = Warehouses.open(settings)
+    warehouses = settings.open_warehouses()
     try:
         tables = warehouses.get(None)
         ident = parse_table(args.table)

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from iceshelf.catalog.cli.flags import add_warehouse_flags, settings_from
+from iceshelf.catalog.settings import Settings
 from iceshelf.compaction.jobs.config import (
     JobRun,
     JobType,
@@ -35,9 +37,7 @@ from iceshelf.compaction.jobs.scheduler import Scheduler, replica_id
 from iceshelf.tables import clock
 from iceshelf.tables.errors import BadRequestError
 from iceshelf.tables.names import Identifier, check_identifier
-from iceshelf.tables.settings import Settings
 from iceshelf.tables.tablestore import LoadedTable, TableStore
-from iceshelf.tables.warehouses import Warehouses
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -68,41 +68,37 @@ def with_serve_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return replace(settings, maintenance=replace(settings.maintenance, **changes)) if changes else settings
 
 
-def add_commands(
-    commands: argparse._SubParsersAction,
-    warehouse_flags: Callable[[argparse.ArgumentParser], None],
-    settings_of: Callable[[argparse.Namespace], Settings],
-) -> None:
-    """``maintenance``, ``expire`` and ``remove-orphans``; the CLI passes in its warehouse flags and how it reads them."""
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """``maintenance``, ``expire`` and ``remove-orphans``."""
     maintenance = commands.add_parser("maintenance", help="run the maintenance scheduler alone, without serving")
-    warehouse_flags(maintenance)
+    add_warehouse_flags(maintenance)
     maintenance.add_argument(
         "--interval", dest="maintenance_interval", type=float, help="seconds between passes (env ICESHELF_MAINTENANCE_INTERVAL)"
     )
     maintenance.add_argument("--once", action="store_true", help="one pass over every table, then a summary")
     maintenance.set_defaults(
-        maintenance=None, run=lambda args: maintenance_command(with_serve_flags(settings_of(args), args), args.once)
+        maintenance=None, run=lambda args: maintenance_command(with_serve_flags(settings_from(args), args), args.once)
     )
 
     expire = commands.add_parser("expire", help="expire old snapshots and delete the files only they reached")
-    warehouse_flags(expire)
+    add_warehouse_flags(expire)
     expire.add_argument("table", nargs="?", help="NAMESPACE.TABLE (default: every table of the default warehouse)")
     expire.add_argument("--min-snapshots", type=int, help="minSnapshotsToKeep (default: the table's configuration)")
     expire.add_argument("--max-age-hours", type=float, help="maxSnapshotAgeHours (default: the table's configuration)")
     expire.add_argument("--dry-run", action="store_true", help="show what would be expired and deleted; change nothing")
     expire.set_defaults(
-        run=lambda args: expire_command(settings_of(args), args.table, args.min_snapshots, args.max_age_hours, args.dry_run)
+        run=lambda args: expire_command(settings_from(args), args.table, args.min_snapshots, args.max_age_hours, args.dry_run)
     )
 
     orphans = commands.add_parser("remove-orphans", help="delete files under a table's location that nothing references")
-    warehouse_flags(orphans)
+    add_warehouse_flags(orphans)
     orphans.add_argument("table", nargs="?", help="NAMESPACE.TABLE (default: every table of the default warehouse)")
     orphans.add_argument(
         "--older-than",
         help="only files older than this: 3d, 12h, 30m, or an ISO-8601 time (default: the warehouse's unreferencedDays)",
     )
     orphans.add_argument("--dry-run", action="store_true", help="show what would be deleted; delete nothing")
-    orphans.set_defaults(run=lambda args: remove_orphans_command(settings_of(args), args.table, args.older_than, args.dry_run))
+    orphans.set_defaults(run=lambda args: remove_orphans_command(settings_from(args), args.table, args.older_than, args.dry_run))
 
 
 def parse_table(text: str) -> Identifier:
@@ -142,7 +138,7 @@ def _note(message: str, columns: list[str]) -> list[str]:
 
 def _for_each_table(settings: Settings, table: str | None, columns: list[str], work: Work, console: Console) -> int:
     """Run ``work`` on one table or on every table of the default warehouse, each under its lease."""
-    warehouses = Warehouses.open(settings)
+    warehouses = settings.open_warehouses()
     try:
         tables = warehouses.get(None)
         idents = [parse_table(table)] if table else tables.all_identifiers()
@@ -241,7 +237,7 @@ def _unreferenced_days(tables: TableStore) -> int:
 def maintenance_command(settings: Settings, once: bool = False, console: Console | None = None) -> int:
     """The scheduler alone, without serving: forever, or one pass with a summary of its runs."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    warehouses = Warehouses.open(settings)
+    warehouses = settings.open_warehouses()
     scheduler = Scheduler(warehouses, settings.maintenance)
     try:
         if not once:

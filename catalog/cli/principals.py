@@ -13,24 +13,21 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
+from iceshelf.catalog.cli.flags import add_warehouse_flags, settings_from
 from iceshelf.tables.access import Grant, PrincipalStore
 from iceshelf.tables.access.principals import NewCredentials
 from iceshelf.tables.errors import BadRequestError
 from iceshelf.tables.objectstore import open_store
-from iceshelf.tables.settings import Settings
-
-AddWarehouseFlags = Callable[[argparse.ArgumentParser], None]
-SettingsOf = Callable[[argparse.Namespace], Settings]
 
 
-def add_command(commands: argparse._SubParsersAction, add_warehouse_flags: AddWarehouseFlags, settings_of: SettingsOf) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("principals", help="create, list, grant, revoke, rotate and delete principals")
     actions = parser.add_subparsers(dest="action", required=True)
 
     def action(name: str, help_text: str, run: Callable[[PrincipalStore, argparse.Namespace, Console], None]) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=help_text)
         add_warehouse_flags(sub)
-        sub.set_defaults(run=lambda args: _run(args, settings_of, run))
+        sub.set_defaults(run=lambda args: _run(args, run))
         return sub
 
     create = action("create", "create a principal and print its credentials once", _create)
@@ -46,8 +43,8 @@ def add_command(commands: argparse._SubParsersAction, add_warehouse_flags: AddWa
     action("delete", "delete a principal (its tokens stop working)", _delete).add_argument("name")
 
 
-def _run(args: argparse.Namespace, settings_of: SettingsOf, run: Callable[[PrincipalStore, argparse.Namespace, Console], None]) -> int:
-    settings = settings_of(args)
+def _run(args: argparse.Namespace, run: Callable[[PrincipalStore, argparse.Namespace, Console], None]) -> int:
+    settings = settings_from(args)
     store = open_store(settings.warehouses[settings.default_warehouse], settings.s3)
     console = Console()
     try:

@@ -16,7 +16,7 @@ from dataclasses import replace
 import httpx
 import pyarrow as pa
 
-from iceshelf.tables.settings import Settings
+from iceshelf.catalog.settings import Settings
 
 _FORMATS = ("table", "csv", "json")
 _POLL_S = 30
@@ -39,7 +39,7 @@ def with_serve_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return replace(settings, sql=replace(settings.sql, **given))
 
 
-def add_command(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
     sql = commands.add_parser("sql", help="run a SQL statement on a running Iceshelf server")
     sql.add_argument("statement", help="one SQL statement")
     sql.add_argument("--url", help="server URL (default: http://ICESHELF_HOST:ICESHELF_PORT)")
@@ -53,10 +53,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iceshelf.sql.engine import catalog_url
-
     settings = Settings.from_env()
-    url = (args.url or catalog_url(settings)).rstrip("/")
+    url = (args.url or settings.url).rstrip("/")
     token = args.token or settings.auth.client_token
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = {"sql": args.statement, "dialect": args.dialect, "namespace": args.namespace, "warehouse": args.warehouse}

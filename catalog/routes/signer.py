@@ -15,9 +15,9 @@ from iceshelf.catalog import auth
 from iceshelf.catalog.deps import identifier_param, warehouse
 from iceshelf.catalog.models import S3SignRequest
 from iceshelf.tables.access import Level
-from iceshelf.tables.errors import BadRequestError, ForbiddenError, NoSuchTableError
-from iceshelf.tables.delegation.signing import RemoteSigner, SignRequest
 from iceshelf.tables.delegation.scope import TableScope, staged_scope, table_scope
+from iceshelf.tables.delegation.signing import RemoteSigner, SignRequest
+from iceshelf.tables.errors import BadRequestError, ForbiddenError, NoSuchTableError
 
 router = APIRouter(prefix="/v1/{prefix}", tags=["signer"])
 
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/{prefix}", tags=["signer"])
 def sign_s3_request(request: Request, prefix: str, namespace: str, table: str, body: S3SignRequest) -> JSONResponse:
     tables = warehouse(request, prefix)
     if not tables.objects.root_uri.startswith("s3://"):
-        raise BadRequestError(f"Warehouse {store.name} is not on S3: there is nothing to sign")
+        raise BadRequestError(f"Warehouse {tables.name} is not on S3: there is nothing to sign")
     ident = identifier_param(namespace, table)
     signer: RemoteSigner = request.app.state.signer
     sign_request = SignRequest(body.method, body.uri, body.headers)

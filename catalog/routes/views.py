@@ -24,9 +24,9 @@ from iceshelf.catalog.models import (
 from iceshelf.catalog.paging import identifiers_response
 from iceshelf.catalog.results import json_bytes
 from iceshelf.tables.errors import NoSuchViewError
+from iceshelf.tables.metadata.views import AssertViewUUID, ViewUpdate
 from iceshelf.tables.names import Identifier, check_identifier, check_name
 from iceshelf.tables.tablestore import TableStore
-from iceshelf.tables.metadata.views import AssertViewUUID, ViewUpdate
 from iceshelf.tables.viewstore import LoadedView
 
 router = APIRouter(prefix="/v1/{prefix}", tags=["views"])

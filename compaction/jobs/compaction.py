@@ -17,13 +17,18 @@ from pyiceberg.manifest import ManifestContent
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 
-from iceshelf.compaction.rewrite.compact import CompactionOptions, CompactionResult, OnProgress, compact_table
 from iceshelf.compaction.jobs.config import CompactionConfig, JobRun, plan_options
 from iceshelf.compaction.manifests.codec import read_manifest_list
-from iceshelf.compaction.manifests.merge import ManifestRewriteResult, manifest_thresholds, plan_manifest_rewrite, rewrite_manifests
+from iceshelf.compaction.manifests.merge import (
+    ManifestRewriteResult,
+    manifest_thresholds,
+    plan_manifest_rewrite,
+    rewrite_manifests,
+)
+from iceshelf.compaction.rewrite.compact import CompactionOptions, CompactionResult, OnProgress, compact_table
 from iceshelf.compaction.rewrite.planner import target_file_size
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.tablestore import TableStore
 
 #: The planner's own default: files below this share of the target are small.

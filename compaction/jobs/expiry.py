@@ -39,9 +39,9 @@ from iceshelf.compaction.jobs.removal import OnProgress, Removed, remove_files
 from iceshelf.tables import clock
 from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import CommitFailedException
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.metadata.builder import apply_updates
 from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.retry import backoff
 from iceshelf.tables.tablestore import TableStore
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from iceshelf.compaction.jobs.config import MaintenanceStore, NoncurrentFiles
 from iceshelf.compaction.jobs.reachability import FileSizes, Reachability
 from iceshelf.compaction.jobs.removal import OnProgress, Removed, remove_files, table_prefix
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 
 _SCHEME_ALIASES = re.compile(r"^s3[an]://")

@@ -45,10 +45,10 @@ from iceshelf.compaction.jobs.config import (
 from iceshelf.compaction.jobs.expiry import expire_snapshots, snapshots_to_expire
 from iceshelf.compaction.jobs.leases import Leases
 from iceshelf.compaction.jobs.orphans import Noncurrent, remove_orphans
+from iceshelf.compaction.settings import MaintenanceSettings
 from iceshelf.tables import clock
 from iceshelf.tables.errors import NoSuchTableError
 from iceshelf.tables.names import Identifier
-from iceshelf.tables.settings import MaintenanceSettings
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 from iceshelf.tables.warehouses import Warehouses
 

@@ -14,6 +14,7 @@ pyiceberg's v1/v2 writers write these records unchanged.
 from __future__ import annotations
 
 import uuid
+
 from pyiceberg.avro.codecs import AvroCompressionCodec
 from pyiceberg.avro.file import AvroFile, AvroOutputFile
 from pyiceberg.io import FileIO, OutputFile

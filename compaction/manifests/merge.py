@@ -40,8 +40,8 @@ from iceshelf.compaction.manifests.codec import (
 )
 from iceshelf.tables import clock
 from iceshelf.tables.errors import CommitFailedException
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.retry import backoff
 from iceshelf.tables.tablestore import TableStore
 

@@ -20,16 +20,16 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.typedef import Record
 
-from iceshelf.compaction.rewrite.deletes import DeleteTargets
 from iceshelf.compaction.rewrite.datapath import Engine, EngineOptions
+from iceshelf.compaction.rewrite.deletes import DeleteTargets
+from iceshelf.compaction.rewrite.groups import RewriteJob, rewrite
+from iceshelf.compaction.rewrite.live_files import DeleteIndex, ManifestCache, TableFiles, content_key, partition_key
 from iceshelf.compaction.rewrite.ordering import Ordering, sortable, zorder_of
 from iceshelf.compaction.rewrite.planner import REPARTITION, Candidate, Group, Plan, PlanOptions, plan
 from iceshelf.compaction.rewrite.replace import GroupRewrite, commit_replace
-from iceshelf.compaction.rewrite.groups import RewriteJob, rewrite
-from iceshelf.compaction.rewrite.live_files import DeleteIndex, ManifestCache, TableFiles, content_key, partition_key
 from iceshelf.tables.errors import CommitStateUnknownException
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 
 log = logging.getLogger("iceshelf.compaction")

@@ -24,10 +24,10 @@ from pyiceberg.schema import Schema
 from pyiceberg.table.deletion_vector import deletion_vectors_from_puffin_file
 from pyiceberg.table.puffin import PuffinFile
 
-from iceshelf.compaction.rewrite.datapath import Engine, quote_literal
 from iceshelf.compaction.manifests.codec import is_deletion_vector, referenced_data_file
-from iceshelf.compaction.rewrite.sqltypes import read_schema_sql
+from iceshelf.compaction.rewrite.datapath import Engine, quote_literal
 from iceshelf.compaction.rewrite.live_files import content_key, data_sequence_number, referenced_path
+from iceshelf.compaction.rewrite.sqltypes import read_schema_sql
 
 _POSITIONS = pa.schema([("delete_key", pa.string()), ("delete_seq", pa.int64()), ("file_path", pa.string()), ("pos", pa.int64())])
 

@@ -37,13 +37,20 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.typedef import Record
 
-from iceshelf.compaction.rewrite.deletes import LoadedDeletes, load_deletes
-from iceshelf.compaction.rewrite.datapath import Engine, quote_literal
 from iceshelf.compaction.manifests.codec import first_row_id, new_data_file
+from iceshelf.compaction.rewrite.datapath import Engine, quote_literal
+from iceshelf.compaction.rewrite.deletes import LoadedDeletes, load_deletes
+from iceshelf.compaction.rewrite.live_files import data_sequence_number
 from iceshelf.compaction.rewrite.ordering import Ordering, ordered
 from iceshelf.compaction.rewrite.partitions import column, partition_record, partition_sql
-from iceshelf.compaction.rewrite.sqltypes import LAST_UPDATED_SEQUENCE_NUMBER, ROW_ID, alias, field_ids_sql, identifier, read_schema_sql
-from iceshelf.compaction.rewrite.live_files import data_sequence_number
+from iceshelf.compaction.rewrite.sqltypes import (
+    LAST_UPDATED_SEQUENCE_NUMBER,
+    ROW_ID,
+    alias,
+    field_ids_sql,
+    identifier,
+    read_schema_sql,
+)
 
 _CODECS = {"zstd": "zstd", "snappy": "snappy", "gzip": "gzip", "lz4": "lz4_raw", "uncompressed": "uncompressed", "brotli": "brotli"}
 

@@ -17,25 +17,25 @@ import logging
 import time
 from typing import Callable, Iterator
 
-from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.io import FileIO
+from pyiceberg.table.metadata import TableMetadata
 
 from iceshelf.tables.commit.batching import Batcher, Ticket
 from iceshelf.tables.commit.changes import Staged, TableChange, not_found
 from iceshelf.tables.commit.rebase import AppendRebaser
-from iceshelf.tables.state.entries import Entries, EntryExists
 from iceshelf.tables.errors import (
     BadRequestError,
     CommitFailedException,
     CommitStateUnknownException,
 )
-from iceshelf.tables.metadata.builder import MetadataBuilder
 from iceshelf.tables.locations import WarehouseLocations
+from iceshelf.tables.metadata.builder import MetadataBuilder
 from iceshelf.tables.metadata.files import MetadataFile, MetadataFiles
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import PreconditionFailed
-from iceshelf.tables.state.pointer import Pointer, VersionedPointer
 from iceshelf.tables.retry import backoff
+from iceshelf.tables.state.entries import Entries, EntryExists
+from iceshelf.tables.state.pointer import Pointer, VersionedPointer
 from iceshelf.tables.state.transactions import TxnRecord
 
 log = logging.getLogger("iceshelf.tables")

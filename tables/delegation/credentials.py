@@ -19,8 +19,8 @@ import botocore.config
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iceshelf.tables.settings import CredentialSettings, S3Settings
 from iceshelf.tables.delegation.scope import TableScope
+from iceshelf.tables.settings import CredentialSettings, S3Settings
 
 READ_ACTIONS = ("s3:GetObject",)
 WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")

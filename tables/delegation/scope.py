@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iceshelf.tables.errors import ForbiddenError
-from iceshelf.tables.locations import fresh_default_of
+from iceshelf.tables.locations import data_path, fresh_default_of, location_key_problem
 from iceshelf.tables.names import Identifier, Namespace
-from iceshelf.tables.locations import data_path, location_key_problem
 from iceshelf.tables.objectstore import ObjectStore
 
 #: Wildcards in a policy's resource ARN or an S3 prefix condition would widen it to sibling tables.

@@ -16,8 +16,8 @@ from typing import Generic, TypeVar
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.view.metadata import ViewMetadata
 
-from iceshelf.tables.metadata.builder import parse_metadata, serialize_metadata
 from iceshelf.tables.locations import location_key
+from iceshelf.tables.metadata.builder import parse_metadata, serialize_metadata
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore
 

@@ -30,8 +30,6 @@ from iceshelf.tables.errors import (
     ViewAlreadyExistsError,
 )
 from iceshelf.tables.names import Identifier, Namespace
-from iceshelf.tables.state.keys import entries_prefix, entry_key, entry_name_from_key
-from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.objectstore import (
     CREATE,
     ObjectAlreadyExists,
@@ -40,8 +38,10 @@ from iceshelf.tables.objectstore import (
     PreconditionFailed,
     Update,
 )
-from iceshelf.tables.state.pointer import TOMBSTONES, Kind, Pointer, VersionedPointer
 from iceshelf.tables.retry import backoff
+from iceshelf.tables.state.keys import entries_prefix, entry_key, entry_name_from_key
+from iceshelf.tables.state.namespaces import Namespaces
+from iceshelf.tables.state.pointer import TOMBSTONES, Kind, Pointer, VersionedPointer
 from iceshelf.tables.state.transactions import TxnRecords
 
 RENAME_TIMEOUT_MS = 30_000

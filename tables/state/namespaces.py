@@ -23,7 +23,6 @@ from iceshelf.tables.errors import (
     UnprocessableEntityError,
 )
 from iceshelf.tables.names import Namespace
-from iceshelf.tables.state.keys import entries_prefix, namespace_from_key, namespace_key, namespaces_prefix
 from iceshelf.tables.objectstore import (
     CREATE,
     ObjectAlreadyExists,
@@ -33,8 +32,9 @@ from iceshelf.tables.objectstore import (
     PutMode,
     Update,
 )
-from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
 from iceshelf.tables.retry import backoff
+from iceshelf.tables.state.keys import entries_prefix, namespace_from_key, namespace_key, namespaces_prefix
+from iceshelf.tables.state.pointer import TOMBSTONES, Pointer
 
 log = logging.getLogger("iceshelf.tables")
 

@@ -44,8 +44,8 @@ from pyiceberg.typedef import Record
 from iceshelf.tables.commit.batching import Ticket
 from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import CommitFailedException
-from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.names import Identifier
+from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.objectstore.memory import MemoryStore
 from iceshelf.tables.tablestore import TableStore
 from tests.modelcheck.explorer import Outcome, Process, fork

@@ -22,13 +22,13 @@ from dataclasses import replace
 from pyiceberg.table.snapshots import Snapshot
 
 from iceshelf.tables.commit.committer import Committer, Staged
-from iceshelf.tables.metadata.manifest_lists import ManifestList
-from iceshelf.tables.state.keys import entry_key
-from iceshelf.tables.objectstore import OVERWRITE, ObjectNotFound, ObjectStore, PreconditionFailed, PutMode, Update
-from iceshelf.tables.state.pointer import Pointer
 from iceshelf.tables.commit.rebase import AppendRebaser
-from iceshelf.tables.tablestore import TableStore
+from iceshelf.tables.metadata.manifest_lists import ManifestList
+from iceshelf.tables.objectstore import OVERWRITE, ObjectNotFound, ObjectStore, PreconditionFailed, PutMode, Update
+from iceshelf.tables.state.keys import entry_key
+from iceshelf.tables.state.pointer import Pointer
 from iceshelf.tables.state.transactions import TxnRecord
+from iceshelf.tables.tablestore import TableStore
 from tests.modelcheck.explorer import COMMIT_ATTEMPTS, Scenario, default_tables
 from tests.modelcheck.scenarios import T1, T2, appends_rebased_and_batched, transaction_writer_reader, two_appenders
 from tests.modelcheck.scheduled_store import ScheduledStore

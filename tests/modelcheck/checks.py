@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from iceshelf.tables.metadata.files import MetadataFile
+from iceshelf.tables.metadata.files import Loaded, MetadataFile
 from iceshelf.tables.names import Identifier
-from iceshelf.tables.metadata.files import Loaded, LoadedTable
 from iceshelf.tables.tablestore import TableStore
 from tests.modelcheck.explorer import Outcome
 from tests.modelcheck.invariants import check_acknowledged, check_pointers, visible

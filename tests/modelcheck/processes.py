@@ -16,6 +16,7 @@ from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetPr
 from pyiceberg.types import LongType, NestedField
 
 from iceshelf.tables.commit.committer import TableChange
+from iceshelf.tables.commit.rebase import REBASE_PROPERTY
 from iceshelf.tables.errors import (
     CommitFailedException,
     NamespaceNotEmptyError,
@@ -25,7 +26,6 @@ from iceshelf.tables.errors import (
 )
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.memory import MemoryStore
-from iceshelf.tables.commit.rebase import REBASE_PROPERTY
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 from tests.modelcheck.explorer import Process
 

@@ -12,8 +12,8 @@ from dataclasses import replace
 from typing import Callable
 
 from iceshelf.tables.state.keys import namespaces_prefix
-from iceshelf.tables.tablestore import TableStore
 from iceshelf.tables.state.transactions import TxnRecords
+from iceshelf.tables.tablestore import TableStore
 from tests.modelcheck.appends import append_warehouse, check_outcomes, observe_appends, racers
 from tests.modelcheck.checks import (
     Check,
