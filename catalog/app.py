@@ -8,11 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from iceshelf.catalog import auth, errors, idempotency
-from iceshelf.catalog.deps import identifier_param, warehouse
-from iceshelf.catalog.routes import config, namespaces, signer, tables, transactions, views
-from iceshelf.catalog.routes import sql_queries as athena
-from iceshelf.catalog.routes import sql_trino as trino
-from iceshelf.catalog.routes.maintenance import build_router as maintenance_router
+from iceshelf.catalog.routes import config, maintenance, namespaces, signer, sql_queries, sql_trino, tables, transactions, views
 from iceshelf.catalog.settings import Settings
 from iceshelf.compaction.jobs.scheduler import Scheduler
 from iceshelf.sql.queries import QueryService
@@ -48,9 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(auth.authorize)]
     app.state.vendor = CredentialVendor(settings.s3, settings.credentials)
     app.state.signer = RemoteSigner(settings.s3)
-    for module in (config, namespaces, tables, transactions, views, signer, athena, trino):
+    for module in (config, namespaces, tables, transactions, views, signer, maintenance, sql_queries, sql_trino):
         app.include_router(module.router, dependencies=guarded)
-    app.include_router(maintenance_router(warehouse, identifier_param), dependencies=guarded)
     auth.check_policy_covers(app)
     app.state.endpoints = config.implemented_endpoints(app)
     return app

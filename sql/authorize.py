@@ -8,16 +8,9 @@ as the catalog's list operations are.
 
 from __future__ import annotations
 
-from starlette.requests import Request
-
 from iceshelf.sql.rewrite import Plan
 from iceshelf.tables.access import Level, Principal, Resource
 from iceshelf.tables.names import Identifier
-
-
-def caller(request: Request) -> Principal:
-    """The principal the app's authentication middleware established (``OPEN`` when auth is off)."""
-    return request.scope["state"]["principal"]
 
 
 def authorize(plan: Plan, caller: Principal) -> None:

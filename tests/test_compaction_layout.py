@@ -40,7 +40,7 @@ from pyiceberg.types import (
 )
 
 from iceshelf.compaction.jobs.compaction import CompactionJob
-from iceshelf.compaction.jobs.config import MaintenanceStore
+from iceshelf.compaction.jobs.records import MaintenanceStore
 from iceshelf.compaction.rewrite.compact import CompactionOptions, compact_table
 from iceshelf.compaction.rewrite.ordering import ZOrder, ordered
 from iceshelf.compaction.rewrite.partitions import column, partition_sql

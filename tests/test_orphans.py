@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pytest
 
-from iceshelf.compaction.jobs.config import MaintenanceStore
 from iceshelf.compaction.jobs.orphans import Noncurrent, UnmappableLocation, referenced_key, remove_orphans
+from iceshelf.compaction.jobs.records import MaintenanceStore
 from iceshelf.tables import clock
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.memory import MemoryStore

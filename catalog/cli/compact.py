@@ -20,8 +20,8 @@ from rich.table import Table
 from iceshelf.catalog.cli.flags import add_warehouse_flags, settings_from
 from iceshelf.catalog.cli.maintenance import parse_table
 from iceshelf.compaction.jobs.compaction import CompactionRun, run_compaction
-from iceshelf.compaction.jobs.config import JobRun, MaintenanceStore, run_timestamp
 from iceshelf.compaction.jobs.leases import Leases
+from iceshelf.compaction.jobs.records import JobRun, MaintenanceStore, run_timestamp
 from iceshelf.compaction.jobs.scheduler import replica_id
 from iceshelf.compaction.rewrite.compact import CompactionOptions, PlannedCompaction, plan_table
 from iceshelf.compaction.rewrite.planner import MIB, REPARTITION, STRATEGIES, PlanOptions

@@ -21,17 +21,11 @@ from rich.table import Table
 
 from iceshelf.catalog.cli.flags import add_warehouse_flags, settings_from
 from iceshelf.catalog.settings import Settings
-from iceshelf.compaction.jobs.config import (
-    JobRun,
-    JobType,
-    MaintenanceStore,
-    SnapshotManagementSettings,
-    effective_warehouse_config,
-    run_timestamp,
-)
+from iceshelf.compaction.jobs.config import JobType, SnapshotManagementSettings, effective_warehouse_config
 from iceshelf.compaction.jobs.expiry import expire_snapshots
 from iceshelf.compaction.jobs.leases import Leases
 from iceshelf.compaction.jobs.orphans import remove_orphans
+from iceshelf.compaction.jobs.records import JobRun, MaintenanceStore, run_timestamp
 from iceshelf.compaction.jobs.removal import OnProgress
 from iceshelf.compaction.jobs.scheduler import Scheduler, replica_id
 from iceshelf.tables import clock

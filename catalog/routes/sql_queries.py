@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from iceshelf.sql.authorize import caller
+from iceshelf.catalog import auth
 from iceshelf.sql.queries import QueryRequest, QueryService
 from iceshelf.sql.types import rows_json, trino_type
 
@@ -48,7 +48,7 @@ def start_query(body: StartQuery, request: Request) -> JSONResponse:
             timeout_s=body.timeout_seconds,
             user=request.headers.get("x-iceshelf-user"),
         ),
-        caller(request),
+        auth.principal(request),
     )
     if query.failure is not None:
         raise query.failure
@@ -62,7 +62,7 @@ def list_queries(
     limit: int = Query(50, ge=1, le=1000),
     page_token: str | None = None,
 ) -> JSONResponse:
-    records = _service(request).list(warehouse, limit, caller(request), page_token)
+    records = _service(request).list(warehouse, limit, auth.principal(request), page_token)
     next_token = records[-1]["query_id"] if len(records) == limit else None
     return JSONResponse({"queries": records, "next_page_token": next_token})
 
@@ -70,7 +70,7 @@ def list_queries(
 @router.get("/queries/{query_id}", operation_id="getQuery")
 async def get_query(query_id: str, request: Request, wait: float = Query(0, ge=0, le=_MAX_WAIT_S)) -> JSONResponse:
     service = _service(request)
-    query = await service.wait(service.owned(await service.find(query_id), caller(request)), wait)
+    query = await service.wait(service.owned(await service.find(query_id), auth.principal(request)), wait)
     return JSONResponse(query.record())
 
 
@@ -83,7 +83,7 @@ async def get_query_results(
     max_rows: int = Query(1000, ge=1, le=100_000),
 ) -> Response:
     service = _service(request)
-    query = await service.wait(service.owned(await service.find(query_id), caller(request)), wait)
+    query = await service.wait(service.owned(await service.find(query_id), auth.principal(request)), wait)
     table = await service.result_of(query)
     if ARROW_STREAM in request.headers.get("accept", ""):
         return Response(_arrow_stream(table), media_type=ARROW_STREAM, headers={"X-Iceshelf-Query-Id": query.id})
@@ -102,7 +102,7 @@ async def get_query_results(
 @router.delete("/queries/{query_id}", operation_id="cancelQuery")
 def cancel_query(query_id: str, request: Request) -> JSONResponse:
     service = _service(request)
-    service.owned(service.get(query_id), caller(request))
+    service.owned(service.get(query_id), auth.principal(request))
     return JSONResponse(service.cancel(query_id).record())
 
 

@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from iceshelf.sql.authorize import caller, may_see
+from iceshelf.catalog import auth
+from iceshelf.sql.authorize import may_see
 from iceshelf.sql.errors import NoSuchQueryError, SqlRefusedError
 from iceshelf.sql.history import new_query_id
 from iceshelf.sql.queries import Query, QueryRequest, QueryService, State
@@ -78,7 +79,7 @@ async def submit_statement(request: Request) -> JSONResponse:
     )
     if _USE.match(query_request.sql):
         return await run_in_threadpool(_use, request, query_request)
-    query = await run_in_threadpool(_service(request).submit, query_request, caller(request))
+    query = await run_in_threadpool(_service(request).submit, query_request, auth.principal(request))
     return JSONResponse(await _body(request, query, 0))
 
 
@@ -101,7 +102,7 @@ def _use(request: Request, query_request: QueryRequest) -> JSONResponse:
         if warehouse is None:
             raise SqlRefusedError("USE needs a catalog: write USE catalog.schema, or set the session catalog (X-Trino-Catalog)")
         namespace = tuple(schema.split("."))
-        if not (service.warehouses.get(warehouse).namespaces.exists(namespace) and may_see(caller(request), warehouse, namespace)):
+        if not (service.warehouses.get(warehouse).namespaces.exists(namespace) and may_see(auth.principal(request), warehouse, namespace)):
             raise NoSuchNamespaceError(f"Schema does not exist: {warehouse}.{schema}")
         changes = {"X-Trino-Set-Catalog": warehouse} if catalog else {}
         changes["X-Trino-Set-Schema"] = schema
@@ -135,7 +136,7 @@ async def _find(request: Request, query_id: str) -> Query:
     """The caller's query, from memory without a thread hop; a 404 (not a Trino error) if there is none."""
     service = _service(request)
     try:
-        return service.owned(await service.find(query_id), caller(request))
+        return service.owned(await service.find(query_id), auth.principal(request))
     except NoSuchQueryError:
         raise HTTPException(404, f"Query not found: {query_id}") from None
 

@@ -17,7 +17,8 @@ from pyiceberg.manifest import ManifestContent
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 
-from iceshelf.compaction.jobs.config import CompactionConfig, JobRun, plan_options
+from iceshelf.compaction.jobs.config import CompactionConfig, plan_options
+from iceshelf.compaction.jobs.records import JobRun
 from iceshelf.compaction.manifests.codec import read_manifest_list
 from iceshelf.compaction.manifests.merge import (
     ManifestRewriteResult,

@@ -1,23 +1,17 @@
-"""Maintenance configuration and job status, in S3 Tables' shape, stored in the warehouse itself.
+"""Maintenance configuration in S3 Tables' shape: the models, their defaults, and what they resolve to.
 
 The models mirror the S3 Tables API (``PutTableMaintenanceConfiguration``,
 ``GetTableMaintenanceJobStatus``, ``PutTableBucketMaintenanceConfiguration``) field for field, so a
 user of S3 Tables reads them without a dictionary. Per table: ``icebergCompaction`` and
 ``icebergSnapshotManagement``; per warehouse: ``icebergUnreferencedFileRemoval``.
 
-Everything lives in the warehouse's object store under ``_catalog/maintenance/`` (no database,
-like the rest of the catalog), keyed by the table's UUID so a rename keeps its configuration and
-a dropped-and-recreated table starts fresh. Every write is a compare-and-swap on the document's
-etag, and each version carries a new ``revision`` so its bytes -- and so its S3 etag -- never
-repeat.
+The documents are stored, with the jobs' status and run history, by ``records.py``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Literal, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pyiceberg.table import TableProperties
@@ -25,10 +19,6 @@ from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_int
 
 from iceshelf.compaction.rewrite.planner import MIB, PlanOptions, Strategy, target_file_size
-from iceshelf.tables import clock
-from iceshelf.tables.errors import CommitFailedException
-from iceshelf.tables.objectstore import CREATE, ObjectAlreadyExists, ObjectNotFound, ObjectStore, PreconditionFailed, Update
-from iceshelf.tables.retry import backoff
 
 JobType = Literal["icebergCompaction", "icebergSnapshotManagement", "icebergUnreferencedFileRemoval"]
 TABLE_JOB_TYPES: tuple[JobType, ...] = ("icebergCompaction", "icebergSnapshotManagement")
@@ -39,75 +29,73 @@ JOB_TYPES: tuple[JobType, ...] = TABLE_JOB_TYPES + WAREHOUSE_JOB_TYPES
 DEFAULT_STRATEGY = "auto"
 DEFAULT_UNREFERENCED_DAYS = 3
 DEFAULT_NONCURRENT_DAYS = 10
-#: Runs kept in a table's history (newest first); the last run of each type is kept regardless.
-HISTORY_LENGTH = 50
 
-_ROOT = "_catalog/maintenance/"
 _MS_PER_HOUR = 3_600_000
-_ATTEMPTS = 20
 
 
-class _Model(BaseModel):
+class Model(BaseModel):
+    """A maintenance document: unknown fields are refused, as S3 Tables refuses them."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 # -- configuration: an unset field means "the table property, else the default" ----------------
 
 
-class CompactionSettings(_Model):
+class CompactionSettings(Model):
     targetFileSizeMB: int | None = Field(None, ge=64, le=512)
     strategy: Strategy | None = None
 
 
-class CompactionSettingsValue(_Model):
+class CompactionSettingsValue(Model):
     icebergCompaction: CompactionSettings = CompactionSettings()
 
 
-class CompactionConfig(_Model):
+class CompactionConfig(Model):
     status: Literal["enabled", "disabled"] = "enabled"
     settings: CompactionSettingsValue = CompactionSettingsValue()
 
 
-class SnapshotManagementSettings(_Model):
+class SnapshotManagementSettings(Model):
     minSnapshotsToKeep: int | None = Field(None, ge=1)
     #: Hours; fractions are accepted (S3 Tables takes whole hours only).
     maxSnapshotAgeHours: int | float | None = Field(None, gt=0)
 
 
-class SnapshotManagementSettingsValue(_Model):
+class SnapshotManagementSettingsValue(Model):
     icebergSnapshotManagement: SnapshotManagementSettings = SnapshotManagementSettings()
 
 
-class SnapshotManagementConfig(_Model):
+class SnapshotManagementConfig(Model):
     status: Literal["enabled", "disabled"] = "enabled"
     settings: SnapshotManagementSettingsValue = SnapshotManagementSettingsValue()
 
 
-class UnreferencedFileRemovalSettings(_Model):
+class UnreferencedFileRemovalSettings(Model):
     unreferencedDays: int | None = Field(None, ge=1)
     nonCurrentDays: int | None = Field(None, ge=1)
 
 
-class UnreferencedFileRemovalSettingsValue(_Model):
+class UnreferencedFileRemovalSettingsValue(Model):
     icebergUnreferencedFileRemoval: UnreferencedFileRemovalSettings = UnreferencedFileRemovalSettings()
 
 
-class UnreferencedFileRemovalConfig(_Model):
+class UnreferencedFileRemovalConfig(Model):
     status: Literal["enabled", "disabled"] = "enabled"
     settings: UnreferencedFileRemovalSettingsValue = UnreferencedFileRemovalSettingsValue()
 
 
-class TableConfig(_Model):
+class TableConfig(Model):
     icebergCompaction: CompactionConfig = CompactionConfig()
     icebergSnapshotManagement: SnapshotManagementConfig = SnapshotManagementConfig()
 
 
-class WarehouseConfig(_Model):
+class WarehouseConfig(Model):
     icebergUnreferencedFileRemoval: UnreferencedFileRemovalConfig = UnreferencedFileRemovalConfig()
 
 
 #: The body of ``PUT .../maintenance/{type}``, per type, as in S3 Tables: ``{"value": {...}}``.
-CONFIG_MODELS: dict[JobType, type[_Model]] = {
+CONFIG_MODELS: dict[JobType, type[Model]] = {
     "icebergCompaction": CompactionConfig,
     "icebergSnapshotManagement": SnapshotManagementConfig,
     "icebergUnreferencedFileRemoval": UnreferencedFileRemovalConfig,
@@ -184,121 +172,3 @@ def effective_warehouse_config(config: WarehouseConfig) -> WarehouseConfig:
             ),
         )
     )
-
-
-# -- job status and history ---------------------------------------------------------------------
-
-
-class JobRun(_Model):
-    """One run of one job on one table.
-
-    ``filesIn``/``bytesIn`` are the files the job consumed -- rewritten inputs, or expired and
-    orphaned files it deleted; ``filesOut``/``bytesOut`` the files it wrote.
-    """
-
-    type: JobType
-    status: Literal["Successful", "Failed"]
-    replica: str
-    startedAt: datetime
-    finishedAt: datetime
-    filesIn: int = 0
-    bytesIn: int = 0
-    filesOut: int = 0
-    bytesOut: int = 0
-    failureMessage: str | None = None
-    detail: dict[str, int | str | bool | None] = {}
-
-
-def run_timestamp() -> datetime:
-    """Now, as a run's ``startedAt``/``finishedAt`` (UTC, from the protocols' clock seam)."""
-    return datetime.fromtimestamp(clock.now_ms() / 1000, timezone.utc)
-
-
-class JobStatus(_Model):
-    status: Literal["Not_Yet_Run", "Successful", "Failed", "Disabled"]
-    lastRunTimestamp: datetime | None = None
-    failureMessage: str | None = None
-
-
-class TableState(_Model):
-    last: dict[JobType, JobRun] = {}
-    history: list[JobRun] = []
-
-    def with_run(self, run: JobRun) -> "TableState":
-        return TableState(last={**self.last, run.type: run}, history=[run, *self.history][:HISTORY_LENGTH])
-
-    def status(self, job: JobType, enabled: bool) -> JobStatus:
-        last = self.last.get(job)
-        if not enabled:
-            return JobStatus(status="Disabled", lastRunTimestamp=last and last.finishedAt)
-        if last is None:
-            return JobStatus(status="Not_Yet_Run")
-        return JobStatus(status=last.status, lastRunTimestamp=last.finishedAt, failureMessage=last.failureMessage)
-
-
-class NoncurrentFiles(_Model):
-    """Orphans marked noncurrent (key -> when, in ms); each is deleted ``nonCurrentDays`` after its mark."""
-
-    marked: dict[str, int] = {}
-
-
-# -- storage ------------------------------------------------------------------------------------
-
-M = TypeVar("M", bound=_Model)
-
-
-class MaintenanceStore:
-    """Reads and compare-and-swaps the maintenance documents of one warehouse."""
-
-    def __init__(self, store: ObjectStore) -> None:
-        self.store = store
-
-    def warehouse_config(self) -> WarehouseConfig:
-        return self._read(f"{_ROOT}warehouse.json", WarehouseConfig)[0]
-
-    def put_warehouse_config(self, job: JobType, value: _Model) -> WarehouseConfig:
-        return self._update(f"{_ROOT}warehouse.json", WarehouseConfig, lambda c: c.model_copy(update={job: value}))
-
-    def table_config(self, table_uuid: str) -> TableConfig:
-        return self._read(self._table_key(table_uuid, "config"), TableConfig)[0]
-
-    def put_table_config(self, table_uuid: str, job: JobType, value: _Model) -> TableConfig:
-        return self._update(self._table_key(table_uuid, "config"), TableConfig, lambda c: c.model_copy(update={job: value}))
-
-    def table_state(self, table_uuid: str) -> TableState:
-        return self._read(self._table_key(table_uuid, "state"), TableState)[0]
-
-    def record_run(self, table_uuid: str, run: JobRun) -> TableState:
-        return self._update(self._table_key(table_uuid, "state"), TableState, lambda s: s.with_run(run))
-
-    def noncurrent(self, table_uuid: str) -> NoncurrentFiles:
-        return self._read(self._table_key(table_uuid, "noncurrent"), NoncurrentFiles)[0]
-
-    def put_noncurrent(self, table_uuid: str, marks: NoncurrentFiles) -> NoncurrentFiles:
-        return self._update(self._table_key(table_uuid, "noncurrent"), NoncurrentFiles, lambda _: marks)
-
-    @staticmethod
-    def _table_key(table_uuid: str, document: str) -> str:
-        return f"{_ROOT}tables/{table_uuid}/{document}.json"
-
-    def _read(self, key: str, model: type[M]) -> tuple[M, int, str | None]:
-        """The document (defaults if absent), its revision and its etag (``None`` if absent)."""
-        try:
-            got = self.store.get(key)
-        except ObjectNotFound:
-            return model(), 0, None
-        doc = json.loads(got.data)
-        return model.model_validate(doc["value"]), doc["revision"], got.etag
-
-    def _update(self, key: str, model: type[M], change: Callable[[M], M]) -> M:
-        for attempt in range(_ATTEMPTS):
-            current, revision, etag = self._read(key, model)
-            new = change(current)
-            data = json.dumps({"revision": revision + 1, "value": new.model_dump(mode="json", exclude_none=True)}).encode()
-            try:
-                self.store.put(key, data, CREATE if etag is None else Update(etag))
-            except (PreconditionFailed, ObjectAlreadyExists):
-                backoff(attempt)
-                continue
-            return new
-        raise CommitFailedException(f"Too much contention updating {key}; retry later")

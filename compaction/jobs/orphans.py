@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from iceshelf.compaction.jobs.config import MaintenanceStore, NoncurrentFiles
 from iceshelf.compaction.jobs.reachability import FileSizes, Reachability
+from iceshelf.compaction.jobs.records import MaintenanceStore, NoncurrentFiles
 from iceshelf.compaction.jobs.removal import OnProgress, Removed, remove_files, table_prefix
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import ObjectStore

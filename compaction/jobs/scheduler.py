@@ -31,20 +31,17 @@ from typing import Callable
 
 from iceshelf.compaction.jobs.compaction import CompactionJob
 from iceshelf.compaction.jobs.config import (
-    JobRun,
     JobType,
-    MaintenanceStore,
     TableConfig,
-    TableState,
     WarehouseConfig,
     effective_warehouse_config,
     expiry_policy,
     is_enabled,
-    run_timestamp,
 )
 from iceshelf.compaction.jobs.expiry import expire_snapshots, snapshots_to_expire
 from iceshelf.compaction.jobs.leases import Leases
 from iceshelf.compaction.jobs.orphans import Noncurrent, remove_orphans
+from iceshelf.compaction.jobs.records import JobRun, MaintenanceStore, TableState, run_timestamp
 from iceshelf.compaction.settings import MaintenanceSettings
 from iceshelf.tables import clock
 from iceshelf.tables.errors import NoSuchTableError
