@@ -6,9 +6,13 @@ import base64
 import binascii
 from typing import Sequence, TypeVar
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from iceshelf.catalog import auth
+from iceshelf.catalog.deps import namespace_param, warehouse
 from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.state.pointer import Kind
 
 T = TypeVar("T")
 
@@ -36,10 +40,15 @@ def page(items: Sequence[T], key, token: str | None, size: int | None) -> tuple[
     return chosen, encode_token(key(chosen[-1]))
 
 
-def identifiers_response(namespace: tuple[str, ...], names: Sequence[str], token: str | None, size: int | None) -> JSONResponse:
-    """``ListTablesResponse`` / ``ListViewsResponse``: one page of names in ``namespace``."""
-    chosen, next_token = page(names, str, token, size)
-    body: dict = {"identifiers": [{"namespace": list(namespace), "name": name} for name in chosen]}
+def list_identifiers(
+    request: Request, prefix: str, namespace: str, kind: Kind, token: str | None, size: int | None
+) -> JSONResponse:
+    """``listTables`` / ``listViews``: one page of the names in ``namespace`` the caller may read."""
+    ns = namespace_param(namespace)
+    tables = warehouse(request, prefix)
+    listed = tables.list_tables(ns) if kind == "table" else tables.views.list_views(ns)
+    chosen, next_token = page(auth.readable_names(request, tables.name, ns, listed), str, token, size)
+    body: dict = {"identifiers": [{"namespace": list(ns), "name": name} for name in chosen]}
     if next_token:
         body["next-page-token"] = next_token
     return JSONResponse(body)

@@ -18,7 +18,7 @@ from iceshelf.catalog.models import (
     RenameTableRequest,
     ReportMetricsRequest,
 )
-from iceshelf.catalog.paging import identifiers_response
+from iceshelf.catalog.paging import list_identifiers
 from iceshelf.catalog.results import json_bytes, load_table_response
 from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import BadRequestError, NoSuchTableError
@@ -38,10 +38,7 @@ def list_tables(
     page_token: str | None = Query(None, alias="pageToken"),
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
-    ns = namespace_param(namespace)
-    tables = warehouse(request, prefix)
-    names = auth.readable_names(request, tables.name, ns, tables.list_tables(ns))
-    return identifiers_response(ns, names, page_token, page_size)
+    return list_identifiers(request, prefix, namespace, "table", page_token, page_size)
 
 
 @router.post("/namespaces/{namespace}/tables", operation_id="createTable")

@@ -21,7 +21,7 @@ from iceshelf.catalog.models import (
     RequestModel,
     TableIdentifierModel,
 )
-from iceshelf.catalog.paging import identifiers_response
+from iceshelf.catalog.paging import list_identifiers
 from iceshelf.catalog.results import json_bytes
 from iceshelf.tables.errors import NoSuchViewError
 from iceshelf.tables.metadata.views import AssertViewUUID, ViewUpdate
@@ -69,10 +69,7 @@ def list_views(
     page_token: str | None = Query(None, alias="pageToken"),
     page_size: int | None = Query(None, alias="pageSize"),
 ) -> JSONResponse:
-    ns = namespace_param(namespace)
-    tables = warehouse(request, prefix)
-    names = auth.readable_names(request, tables.name, ns, tables.views.list_views(ns))
-    return identifiers_response(ns, names, page_token, page_size)
+    return list_identifiers(request, prefix, namespace, "view", page_token, page_size)
 
 
 @router.post("/namespaces/{namespace}/views", operation_id="createView")
