@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--out bench-results/catalog.json]``: run the catalog benchmarks.
 
-Run from the repository root (the benchmark starts servers with ``tests.servers``).
+Run from the repository root: ``bench`` is not an installed package, it is imported from there.
 """
 
 from __future__ import annotations

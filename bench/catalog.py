@@ -627,7 +627,7 @@ def machine_info() -> dict:
     except Exception:  # noqa: BLE001
         pass
     try:
-        from tests.servers.seaweed import weed_binary
+        from bench.servers.seaweed import weed_binary
 
         out = subprocess.run([weed_binary(), "version"], capture_output=True, text=True, timeout=20).stdout
         info["seaweedfs"] = out.split("\n", 1)[0].removeprefix("version ").strip()
@@ -680,7 +680,7 @@ def summary_table(report: dict) -> str:
 def bench_seaweed(stack: ExitStack, workdir: Path, bucket: str = ICESHELF_BUCKET):
     """SeaweedFS with its Iceberg catalog on (stopped with ``stack``), Iceshelf's ``bucket`` created,
     and the directory the servers log to: what every benchmark against the peer catalog starts from."""
-    from tests.servers.seaweed import start_seaweed
+    from bench.servers.seaweed import start_seaweed
 
     seaweed = stack.enter_context(start_seaweed(workdir / "seaweed", iceberg=True))
     seaweed.create_bucket(bucket)
@@ -690,7 +690,7 @@ def bench_seaweed(stack: ExitStack, workdir: Path, bucket: str = ICESHELF_BUCKET
 
 
 def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
-    from tests.servers.iceshelf import running_iceshelf
+    from bench.servers.iceshelf import running_iceshelf
 
     warnings.filterwarnings("ignore")
     results = Results()

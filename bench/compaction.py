@@ -252,8 +252,8 @@ def summary_table(report: dict) -> str:
 
 
 def _warehouses(cfg: CompactionBenchConfig, stack: ExitStack, workdir: Path, log: Callable[[str], None]) -> list[Warehouse]:
-    from tests.servers.iceshelf import running_iceshelf
-    from tests.servers.seaweed import start_seaweed
+    from bench.servers.iceshelf import running_iceshelf
+    from bench.servers.seaweed import start_seaweed
 
     out = []
     if "s3" in cfg.warehouses:

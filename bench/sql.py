@@ -168,7 +168,7 @@ def summary_table(report: dict) -> str:
 
 
 def run(cfg: SqlBenchConfig, workdir: Path, log=print) -> dict:
-    from tests.servers.iceshelf import running_iceshelf
+    from bench.servers.iceshelf import running_iceshelf
 
     results = Results()
     started = time.perf_counter()

@@ -346,7 +346,7 @@ def summary_table(report: dict) -> str:
 
 
 def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
-    from tests.servers.iceshelf import running_iceshelf
+    from bench.servers.iceshelf import running_iceshelf
 
     warnings.filterwarnings("ignore")
     results = Results()

@@ -334,7 +334,7 @@ def start_seaweed(
         yield server
 
 
-if __name__ == "__main__":  # pragma: no cover - manual use: python -m tests.servers.seaweed [DIR]
+if __name__ == "__main__":  # pragma: no cover - manual use: python -m bench.servers.seaweed [DIR]
     import tempfile
 
     positional = [a for a in sys.argv[1:] if not a.startswith("-")]
