@@ -42,8 +42,9 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from bench.catalog import Results, interleaved_latency, summarize
+from bench.catalog import Results
 from bench.clone import shallow_clone
+from bench.harness import interleaved_latency, summarize
 from bench.report import envelope, print_report, run_in_tempdir
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.settings import S3Settings

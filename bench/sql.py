@@ -33,7 +33,8 @@ from urllib.parse import urlparse
 
 import httpx
 
-from bench.catalog import Results, interleaved_latency, summarize
+from bench.catalog import Results
+from bench.harness import interleaved_latency, summarize
 from bench.report import envelope, run_in_tempdir
 
 NAMESPACE = "sqlbench"

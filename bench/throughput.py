@@ -53,15 +53,14 @@ from bench.catalog import (
     Results,
     _closing,
     _ratio,
-    _rotated,
     bench_schema,
     bench_seaweed,
     iceshelf_client_props,
     iceshelf_target,
     s3_env,
     seaweedfs_catalog,
-    summarize,
 )
+from bench.harness import rotated, summarize
 from bench.report import envelope, run_in_tempdir
 from bench.writers import AppendTask, Window, WriterPool
 
@@ -262,7 +261,7 @@ def measure(
     failed: set[str] = set()
     for r in range(max(1, cfg.rounds)):
         for k, writers in enumerate(cfg.writers):
-            for name in _rotated(list(systems), r + k):
+            for name in rotated(list(systems), r + k):
                 if name in failed:
                     continue
                 log(f"  round {r + 1}/{cfg.rounds}: {name}, {writers} writers, {cfg.ramp:g}s + {measured:g}s")
