@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -57,15 +57,14 @@ from typing import Callable
 import httpx
 
 from bench.harness import MakeOp, interleaved_latency, interleaved_throughput, summarize
+from bench.rows import bench_schema, one_row
+from bench.targets import CatalogTarget, Floor, iceshelf_client_props, iceshelf_target, s3_env, seaweed_for_run, seaweedfs_catalog
 
 NAMESPACE = "bench"
 LOAD_TABLE = "load_t"
 COMMIT_TABLE = "commit_t"
 SEAWEED_TABLE_BUCKET = "benchcat"
 ICESHELF_BUCKET = "iceshelf-bench"
-FLOOR_BUCKET = "floor-bench"
-
-SYSTEMS = ("iceshelf_s3", "object_store_floor", "object_store_floor_botocore", "seaweedfs_catalog", "iceshelf_local")
 
 
 @dataclass
@@ -103,147 +102,6 @@ class Results:
         return note
 
 
-# --------------------------------------------------------------------------- the systems
-
-
-@dataclass
-class CatalogTarget:
-    """A REST catalog under test: where it is and how a plain HTTP client and pyiceberg reach it."""
-
-    name: str
-    uri: str
-    prefix: str
-    headers: dict[str, str]
-    pyiceberg_props: dict[str, str]
-
-    def table_path(self, table: str) -> str:
-        return f"/v1/{self.prefix}/namespaces/{NAMESPACE}/tables/{table}"
-
-    def catalog(self):
-        from pyiceberg.catalog import load_catalog
-
-        return load_catalog(self.name, **{"type": "rest", "uri": self.uri, **self.pyiceberg_props})
-
-
-def _s3_props(seaweed) -> dict[str, str]:
-    return {
-        "s3.endpoint": seaweed.endpoint_url,
-        "s3.access-key-id": seaweed.access_key,
-        "s3.secret-access-key": seaweed.secret_key,
-        "s3.region": seaweed.region,
-    }
-
-
-def s3_env(seaweed) -> dict[str, str]:
-    """The environment an Iceshelf server needs to serve an ``s3://`` warehouse on ``seaweed``."""
-    return {
-        "AWS_ENDPOINT_URL": seaweed.endpoint_url,
-        "AWS_ACCESS_KEY_ID": seaweed.access_key,
-        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-        "AWS_REGION": seaweed.region,
-    }
-
-
-def iceshelf_client_props(seaweed) -> dict[str, str]:
-    """What a pyiceberg client of an Iceshelf S3 warehouse brings: only the keys (the catalog's
-    ``/v1/config`` names the endpoint, region and path style)."""
-    return {"s3.access-key-id": seaweed.access_key, "s3.secret-access-key": seaweed.secret_key}
-
-
-def iceshelf_target(name: str, url: str, client_props: dict[str, str]) -> CatalogTarget:
-    config = httpx.get(f"{url}/v1/config", timeout=10).raise_for_status().json()
-    prefix = config.get("overrides", {}).get("prefix", "default")
-    return CatalogTarget(name, url, prefix, {}, client_props)
-
-
-def create_table_bucket(seaweed, name: str) -> str:
-    """An S3 Tables bucket (one SeaweedFS Iceberg catalog), via the S3 Tables API on the S3 port."""
-    import botocore.session
-
-    client = botocore.session.get_session().create_client(
-        "s3tables",
-        endpoint_url=seaweed.endpoint_url,
-        region_name=seaweed.region,
-        aws_access_key_id=seaweed.access_key,
-        aws_secret_access_key=seaweed.secret_key,
-    )
-    try:
-        try:
-            return client.create_table_bucket(name=name)["arn"]
-        except client.exceptions.ConflictException:
-            pass
-        except Exception as exc:  # SeaweedFS answers BucketAlreadyExists, not in botocore's model
-            if "AlreadyExists" not in str(exc):
-                raise
-        for bucket in client.list_table_buckets()["tableBuckets"]:
-            if bucket["name"] == name:
-                return bucket["arn"]
-        raise RuntimeError(f"table bucket {name} neither created nor listed")
-    finally:
-        client.close()
-
-
-def seaweed_catalog_target(seaweed, bucket: str) -> CatalogTarget:
-    uri = seaweed.iceberg_url
-    token = (
-        httpx.post(
-            f"{uri}/v1/oauth/tokens",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": seaweed.access_key,
-                "client_secret": seaweed.secret_key,
-                "scope": "PRINCIPAL_ROLE:ALL",
-            },
-            timeout=10,
-        )
-        .raise_for_status()
-        .json()["access_token"]
-    )
-    config = httpx.get(f"{uri}/v1/config", params={"warehouse": bucket}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    prefix = config.raise_for_status().json().get("overrides", {}).get("prefix", bucket)
-    props = {
-        "warehouse": bucket,
-        "credential": f"{seaweed.access_key}:{seaweed.secret_key}",
-        "oauth2-server-uri": f"{uri}/v1/oauth/tokens",
-        "scope": "PRINCIPAL_ROLE:ALL",
-        # SeaweedFS's /v1/config advertises no storage settings: the client brings them.
-        **_s3_props(seaweed),
-    }
-    return CatalogTarget("seaweedfs_catalog", uri, prefix, {"Authorization": f"Bearer {token}"}, props)
-
-
-def seaweedfs_catalog(seaweed, bucket: str = SEAWEED_TABLE_BUCKET) -> tuple[CatalogTarget, dict]:
-    """SeaweedFS's own Iceberg catalog on ``seaweed``, serving table bucket ``bucket`` (created here),
-    and the setup facts a report records about it."""
-    arn = create_table_bucket(seaweed, bucket)
-    target = seaweed_catalog_target(seaweed, bucket)
-    return target, {
-        "table_bucket": bucket,
-        "table_bucket_arn": arn,
-        "warehouse": bucket,
-        "prefix": target.prefix,
-        "bucket_created_with": "S3 Tables CreateTableBucket (botocore 's3tables' client) at the S3 endpoint",
-        "auth": "OAuth2 client_credentials at /v1/oauth/tokens (client_id=access key, client_secret=secret key)",
-    }
-
-
-def bench_schema():
-    """The two-column schema of every benchmark table (``_one_row`` rows)."""
-    from pyiceberg.schema import Schema
-    from pyiceberg.types import LongType, NestedField, StringType
-
-    return Schema(
-        NestedField(1, "id", LongType(), required=False),
-        NestedField(2, "payload", StringType(), required=False),
-    )
-
-
-def _one_row(i: int):
-    import pyarrow as pa
-
-    return pa.table({"id": pa.array([i], pa.int64()), "payload": pa.array([f"row-{i}"], pa.string())})
-
-
 def prepare_tables(target: CatalogTarget, snapshots: int) -> dict:
     """``bench.load_t`` with ``snapshots`` one-row appends and an empty ``bench.commit_t``."""
     from pyiceberg.exceptions import NoSuchTableError
@@ -258,9 +116,9 @@ def prepare_tables(target: CatalogTarget, snapshots: int) -> dict:
             pass
     table = catalog.create_table(f"{NAMESPACE}.{LOAD_TABLE}", schema)
     for i in range(snapshots):
-        table.append(_one_row(i))
+        table.append(one_row(i))
     catalog.create_table(f"{NAMESPACE}.{COMMIT_TABLE}", schema)
-    response = httpx.get(target.uri + target.table_path(LOAD_TABLE), headers=target.headers, timeout=30).raise_for_status()
+    response = httpx.get(target.uri + target.table_path(NAMESPACE, LOAD_TABLE), headers=target.headers, timeout=30).raise_for_status()
     body = response.json()
     return {
         "metadata_location": body["metadata-location"],
@@ -282,7 +140,7 @@ def _http_get_op(base: str, path: str, headers: dict[str, str]):
 
 def load_table_op(target: CatalogTarget):
     """A plain httpx GET of the loadTable endpoint, on one kept-alive connection."""
-    return _http_get_op(target.uri, target.table_path(LOAD_TABLE), target.headers)
+    return _http_get_op(target.uri, target.table_path(NAMESPACE, LOAD_TABLE), target.headers)
 
 
 class CommitSeries:
@@ -305,7 +163,7 @@ class CommitSeries:
         self.catalog.commit_table = timed_commit_table  # Table._do_commit calls self.catalog.commit_table
 
     def op(self) -> None:
-        self.table.append(_one_row(self.appends))
+        self.table.append(one_row(self.appends))
         self.appends += 1
 
     def close(self) -> None:
@@ -316,69 +174,6 @@ class CommitSeries:
         if snapshots != self.appends:
             raise RuntimeError(f"{snapshots} snapshots after {self.appends} appends")
         return snapshots
-
-
-# --------------------------------------------------------------------------- the floor
-
-
-class Floor:
-    """Plain object GET/PUT on the same SeaweedFS, of an object the size of a table's metadata file."""
-
-    def __init__(self, seaweed, metadata_location: str) -> None:
-        self.seaweed = seaweed
-        self.s3 = seaweed.client()
-        bucket, _, key = metadata_location.removeprefix("s3://").partition("/")
-        self.get_bucket, self.get_key = bucket, key
-        self.body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        self.put_bucket, self.put_key = FLOOR_BUCKET, "floor/metadata.json"
-        seaweed.create_bucket(FLOOR_BUCKET)
-        self.get_url = self.s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=6 * 3600)
-        self.put_url = self.s3.generate_presigned_url(
-            "put_object", Params={"Bucket": self.put_bucket, "Key": self.put_key}, ExpiresIn=6 * 3600
-        )
-
-    @property
-    def size(self) -> int:
-        return len(self.body)
-
-    def http_get_op(self):
-        client = httpx.Client(timeout=30)
-
-        def op() -> None:
-            response = client.get(self.get_url)
-            if response.status_code != 200 or len(response.content) != self.size:
-                raise RuntimeError(f"floor GET: {response.status_code} {response.text[:200]}")
-
-        return op, client.close
-
-    def http_put_op(self):
-        client = httpx.Client(timeout=30)
-
-        def op() -> None:
-            response = client.put(self.put_url, content=self.body)
-            if response.status_code != 200:
-                raise RuntimeError(f"floor PUT: {response.status_code} {response.text[:200]}")
-
-        return op, client.close
-
-    def botocore_get_op(self):
-        client = self.seaweed.client()
-
-        def op() -> None:
-            client.get_object(Bucket=self.get_bucket, Key=self.get_key)["Body"].read()
-
-        return op, client.close
-
-    def botocore_put_op(self):
-        client = self.seaweed.client()
-
-        def op() -> None:
-            client.put_object(Bucket=self.put_bucket, Key=self.put_key, Body=self.body)
-
-        return op, client.close
-
-    def close(self) -> None:
-        self.s3.close()
 
 
 # --------------------------------------------------------------------------- ratios and report
@@ -518,18 +313,6 @@ def summary_table(report: dict) -> str:
 # --------------------------------------------------------------------------- the run
 
 
-def bench_seaweed(stack: ExitStack, workdir: Path, bucket: str = ICESHELF_BUCKET):
-    """SeaweedFS with its Iceberg catalog on (stopped with ``stack``), Iceshelf's ``bucket`` created,
-    and the directory the servers log to: what every benchmark against the peer catalog starts from."""
-    from bench.servers.seaweed import start_seaweed
-
-    seaweed = stack.enter_context(start_seaweed(workdir / "seaweed", iceberg=True))
-    seaweed.create_bucket(bucket)
-    logs = workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    return seaweed, logs
-
-
 def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     from bench.servers.iceshelf import running_iceshelf
 
@@ -540,7 +323,7 @@ def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     setup: dict = {}
     with ExitStack() as stack:
         log("starting SeaweedFS (weed mini, Iceberg catalog on)...")
-        seaweed, logs = bench_seaweed(stack, workdir)
+        seaweed, logs = seaweed_for_run(stack, workdir, ICESHELF_BUCKET)
         log("starting Iceshelf (S3 warehouse, local warehouse)...")
         iceshelf_s3 = stack.enter_context(running_iceshelf(f"s3://{ICESHELF_BUCKET}/warehouse", logs, s3_env(seaweed)))
         local_dir = workdir / "local-warehouse"
@@ -567,7 +350,7 @@ def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
 
         floor = None
         if "iceshelf_s3" in targets:
-            floor = stack.enter_context(_closing(Floor(seaweed, setup["iceshelf_s3"]["metadata_location"])))
+            floor = stack.enter_context(closing(Floor(seaweed, setup["iceshelf_s3"]["metadata_location"])))
             setup["object_store_floor"] = {"object_bytes": floor.size, "object": f"s3://{floor.get_bucket}/{floor.get_key}"}
 
         order = [n for n in ("iceshelf_s3", "seaweedfs_catalog", "iceshelf_local") if n in targets]
@@ -631,17 +414,6 @@ def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
         "notes": results.notes,
         "elapsed_s": round(time.perf_counter() - started, 1),
     }
-
-
-class _closing:
-    def __init__(self, thing) -> None:
-        self.thing = thing
-
-    def __enter__(self):
-        return self.thing
-
-    def __exit__(self, *exc) -> None:
-        self.thing.close()
 
 
 def run_to_file(cfg: BenchConfig, out: Path, workdir: Path | None = None, keep: bool = False) -> dict:

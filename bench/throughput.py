@@ -44,23 +44,14 @@ import os
 import sys
 import time
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.catalog import (
-    CatalogTarget,
-    Results,
-    _closing,
-    _ratio,
-    bench_schema,
-    bench_seaweed,
-    iceshelf_client_props,
-    iceshelf_target,
-    s3_env,
-    seaweedfs_catalog,
-)
+from bench.catalog import Results, _ratio
 from bench.harness import rotated, summarize
+from bench.rows import bench_schema
+from bench.targets import CatalogTarget, iceshelf_client_props, iceshelf_target, s3_env, seaweed_for_run, seaweedfs_catalog
 from bench.report import envelope, run_in_tempdir
 from bench.writers import AppendTask, Window, WriterPool
 
@@ -354,7 +345,7 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
     setup: dict = {}
     with ExitStack() as stack:
         log("throughput bench: starting SeaweedFS (Iceberg catalog on) and Iceshelf...")
-        seaweed, logs = bench_seaweed(stack, workdir, ICESHELF_BUCKET)
+        seaweed, logs = seaweed_for_run(stack, workdir, ICESHELF_BUCKET)
         warehouse = f"s3://{ICESHELF_BUCKET}/warehouse"
         servers = [stack.enter_context(running_iceshelf(warehouse, logs, s3_env(seaweed))) for _ in range(2 if cfg.replicas else 1)]
         client = iceshelf_client_props(seaweed)
@@ -387,7 +378,7 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
                 log(f"  warm-up of {name} failed: {exc!r}"[:300])
         log(f"throughput bench: {cfg.writers} writers, {cfg.seconds:g}s per system and count in {cfg.rounds} rounds...")
         probe = CpuProbe({"iceshelf_servers": [s.process.pid for s in servers], "seaweedfs": [seaweed.pid]})
-        s3 = stack.enter_context(_closing(seaweed.client()))
+        s3 = stack.enter_context(closing(seaweed.client()))
         benchmark = measure(pool, systems, cfg, results, log, probe, s3)
 
         for i, server in enumerate(servers):

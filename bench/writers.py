@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from bench.catalog import CatalogTarget, _one_row
+from bench.rows import one_row
+from bench.targets import CatalogTarget
 
 #: Imported once in the fork server, so each writer starts without paying for them again.
 _PRELOAD = ["pyarrow", "pyiceberg.catalog.rest", "pyiceberg.io.pyarrow", "pyiceberg.table", "bench.writers"]
@@ -112,7 +113,7 @@ class _Writer:
         while made < limit and time.monotonic() < stop_at:
             began = time.monotonic()
             try:
-                self.table.append(_one_row(task.writer * 1_000_000 + made))
+                self.table.append(one_row(task.writer * 1_000_000 + made))
                 done = time.monotonic()
                 result.latencies.append(done - began)
                 result.completed.append(done)
