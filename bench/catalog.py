@@ -39,32 +39,32 @@ background load on a shared machine does not land on one system only):
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import os
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 import warnings
 from contextlib import ExitStack, closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bench.harness import MakeOp, interleaved_latency, interleaved_throughput, summarize
+from bench.harness import Close, MakeOp, Op, interleaved_latency, interleaved_throughput, summarize
+from bench.report import Log, Results, envelope, figure_lines, loadavg_1m, note_lines, ratio, run_to_file as write_report
 from bench.rows import bench_schema, one_row
+from bench.servers.iceshelf import running_iceshelf
 from bench.targets import CatalogTarget, Floor, iceshelf_client_props, iceshelf_target, s3_env, seaweed_for_run, seaweedfs_catalog
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
 
 NAMESPACE = "bench"
 LOAD_TABLE = "load_t"
 COMMIT_TABLE = "commit_t"
 SEAWEED_TABLE_BUCKET = "benchcat"
 ICESHELF_BUCKET = "iceshelf-bench"
+#: The catalogs measured, in the order they take turns (the floor's rows go first).
+CATALOGS = ("iceshelf_s3", "seaweedfs_catalog", "iceshelf_local")
 
 
 @dataclass
@@ -80,29 +80,11 @@ class BenchConfig:
     rounds: int = 5
 
     @classmethod
-    def quick(cls) -> "BenchConfig":
+    def quick(cls) -> BenchConfig:
         return cls(loads=30, warmup=3, threads=8, throughput_seconds=0.6, commits=4, commit_warmup=1, snapshots=2, rounds=2)
 
 
-@dataclass
-class Results:
-    benchmarks: dict[str, dict] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def record(self, benchmark: str, system: str, numbers: dict) -> None:
-        self.benchmarks.setdefault(benchmark, {})[system] = numbers
-
-    def on_error(self, benchmark: str) -> Callable[[str, BaseException], None]:
-        """A failed system becomes a note instead of ending the run; the other rows still run."""
-
-        def note(system: str, exc: BaseException) -> None:
-            self.notes.append(f"{benchmark}/{system} failed: {type(exc).__name__}: {exc}"[:600])
-            print(f"  ! {benchmark}/{system} failed: {exc!r}"[:300], file=sys.stderr)
-
-        return note
-
-
-def prepare_tables(target: CatalogTarget, snapshots: int) -> dict:
+def prepare_tables(target: CatalogTarget, snapshots: int) -> dict[str, Any]:
     """``bench.load_t`` with ``snapshots`` one-row appends and an empty ``bench.commit_t``."""
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -127,8 +109,10 @@ def prepare_tables(target: CatalogTarget, snapshots: int) -> dict:
     }
 
 
-def _http_get_op(base: str, path: str, headers: dict[str, str]):
-    client = httpx.Client(base_url=base, headers=headers, timeout=30)
+def load_table_op(target: CatalogTarget) -> tuple[Op, Close]:
+    """A plain httpx GET of the loadTable endpoint, on one kept-alive connection."""
+    path = target.table_path(NAMESPACE, LOAD_TABLE)
+    client = httpx.Client(base_url=target.uri, headers=target.headers, timeout=30)
 
     def op() -> None:
         response = client.get(path)
@@ -138,22 +122,17 @@ def _http_get_op(base: str, path: str, headers: dict[str, str]):
     return op, client.close
 
 
-def load_table_op(target: CatalogTarget):
-    """A plain httpx GET of the loadTable endpoint, on one kept-alive connection."""
-    return _http_get_op(target.uri, target.table_path(NAMESPACE, LOAD_TABLE), target.headers)
-
-
 class CommitSeries:
     """One-row pyiceberg appends to ``bench.commit_t``, timing the catalog REST call inside each."""
 
     def __init__(self, target: CatalogTarget) -> None:
-        self.catalog = target.catalog()
-        self.table = self.catalog.load_table(f"{NAMESPACE}.{COMMIT_TABLE}")
+        self.catalog: Catalog = target.catalog()
+        self.table: Table = self.catalog.load_table(f"{NAMESPACE}.{COMMIT_TABLE}")
         self.rest_calls: list[float] = []
         self.appends = 0
         commit_table = self.catalog.commit_table
 
-        def timed_commit_table(*args, **kwargs):
+        def timed_commit_table(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             try:
                 return commit_table(*args, **kwargs)
@@ -176,103 +155,46 @@ class CommitSeries:
         return snapshots
 
 
-# --------------------------------------------------------------------------- ratios and report
+#: Each benchmark's ratios: name -> (numerator system, its figure, denominator system, its figure).
+RATIOS: dict[str, dict[str, tuple[str, str, str, str]]] = {
+    "load_table_latency": {
+        "iceshelf_over_floor_p50": ("iceshelf_s3", "p50_ms", "object_store_floor", "p50_ms"),
+        "iceshelf_over_floor_p99": ("iceshelf_s3", "p99_ms", "object_store_floor", "p99_ms"),
+        "iceshelf_over_floor_botocore_p50": ("iceshelf_s3", "p50_ms", "object_store_floor_botocore", "p50_ms"),
+        "iceshelf_over_seaweedfs_p50": ("iceshelf_s3", "p50_ms", "seaweedfs_catalog", "p50_ms"),
+        "iceshelf_over_seaweedfs_p99": ("iceshelf_s3", "p99_ms", "seaweedfs_catalog", "p99_ms"),
+        "iceshelf_local_over_iceshelf_s3_p50": ("iceshelf_local", "p50_ms", "iceshelf_s3", "p50_ms"),
+    },
+    "load_table_throughput": {
+        "seaweedfs_over_iceshelf": ("seaweedfs_catalog", "ops_per_s", "iceshelf_s3", "ops_per_s"),
+        "iceshelf_over_floor": ("iceshelf_s3", "ops_per_s", "object_store_floor", "ops_per_s"),
+        "iceshelf_local_over_iceshelf_s3": ("iceshelf_local", "ops_per_s", "iceshelf_s3", "ops_per_s"),
+    },
+    "commit_latency": {
+        "iceshelf_over_seaweedfs_p50": ("iceshelf_s3", "p50_ms", "seaweedfs_catalog", "p50_ms"),
+        "iceshelf_over_seaweedfs_p99": ("iceshelf_s3", "p99_ms", "seaweedfs_catalog", "p99_ms"),
+        "iceshelf_rest_over_seaweedfs_rest_p50": ("iceshelf_s3", "rest_commit_p50_ms", "seaweedfs_catalog", "rest_commit_p50_ms"),
+        "iceshelf_rest_over_seaweedfs_rest_p99": ("iceshelf_s3", "rest_commit_p99_ms", "seaweedfs_catalog", "rest_commit_p99_ms"),
+        "iceshelf_rest_over_floor_put_p50": ("iceshelf_s3", "rest_commit_p50_ms", "object_store_floor", "p50_ms"),
+        "iceshelf_rest_over_floor_put_p99": ("iceshelf_s3", "rest_commit_p99_ms", "object_store_floor", "p99_ms"),
+    },
+}
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or not denominator:
-        return None
-    return round(numerator / denominator, 3)
+def add_ratios(benchmarks: dict[str, dict]) -> None:
+    """Each measured benchmark's ``RATIOS``, leaving out those with a system missing."""
+    for bench, ratios in RATIOS.items():
+        section = benchmarks.get(bench)
+        if section is None:
+            continue
+        figures = {
+            name: ratio(section.get(top, {}).get(top_key), section.get(bottom, {}).get(bottom_key))
+            for name, (top, top_key, bottom, bottom_key) in ratios.items()
+        }
+        section["ratios"] = {name: value for name, value in figures.items() if value is not None}
 
 
-def add_ratios(benchmarks: dict) -> None:
-    def get(bench: str, system: str, key: str) -> float | None:
-        return benchmarks.get(bench, {}).get(system, {}).get(key)
-
-    lat = "load_table_latency"
-    if lat in benchmarks:
-        benchmarks[lat]["ratios"] = _clean(
-            {
-                "iceshelf_over_floor_p50": _ratio(get(lat, "iceshelf_s3", "p50_ms"), get(lat, "object_store_floor", "p50_ms")),
-                "iceshelf_over_floor_p99": _ratio(get(lat, "iceshelf_s3", "p99_ms"), get(lat, "object_store_floor", "p99_ms")),
-                "iceshelf_over_floor_botocore_p50": _ratio(
-                    get(lat, "iceshelf_s3", "p50_ms"), get(lat, "object_store_floor_botocore", "p50_ms")
-                ),
-                "iceshelf_over_seaweedfs_p50": _ratio(get(lat, "iceshelf_s3", "p50_ms"), get(lat, "seaweedfs_catalog", "p50_ms")),
-                "iceshelf_over_seaweedfs_p99": _ratio(get(lat, "iceshelf_s3", "p99_ms"), get(lat, "seaweedfs_catalog", "p99_ms")),
-                "iceshelf_local_over_iceshelf_s3_p50": _ratio(get(lat, "iceshelf_local", "p50_ms"), get(lat, "iceshelf_s3", "p50_ms")),
-            }
-        )
-    thr = "load_table_throughput"
-    if thr in benchmarks:
-        benchmarks[thr]["ratios"] = _clean(
-            {
-                "seaweedfs_over_iceshelf": _ratio(get(thr, "seaweedfs_catalog", "ops_per_s"), get(thr, "iceshelf_s3", "ops_per_s")),
-                "iceshelf_over_floor": _ratio(get(thr, "iceshelf_s3", "ops_per_s"), get(thr, "object_store_floor", "ops_per_s")),
-                "iceshelf_local_over_iceshelf_s3": _ratio(get(thr, "iceshelf_local", "ops_per_s"), get(thr, "iceshelf_s3", "ops_per_s")),
-            }
-        )
-    com = "commit_latency"
-    if com in benchmarks:
-        benchmarks[com]["ratios"] = _clean(
-            {
-                "iceshelf_over_seaweedfs_p50": _ratio(get(com, "iceshelf_s3", "p50_ms"), get(com, "seaweedfs_catalog", "p50_ms")),
-                "iceshelf_over_seaweedfs_p99": _ratio(get(com, "iceshelf_s3", "p99_ms"), get(com, "seaweedfs_catalog", "p99_ms")),
-                "iceshelf_rest_over_seaweedfs_rest_p50": _ratio(
-                    get(com, "iceshelf_s3", "rest_commit_p50_ms"), get(com, "seaweedfs_catalog", "rest_commit_p50_ms")
-                ),
-                "iceshelf_rest_over_seaweedfs_rest_p99": _ratio(
-                    get(com, "iceshelf_s3", "rest_commit_p99_ms"), get(com, "seaweedfs_catalog", "rest_commit_p99_ms")
-                ),
-                "iceshelf_rest_over_floor_put_p50": _ratio(
-                    get(com, "iceshelf_s3", "rest_commit_p50_ms"), get(com, "object_store_floor", "p50_ms")
-                ),
-                "iceshelf_rest_over_floor_put_p99": _ratio(
-                    get(com, "iceshelf_s3", "rest_commit_p99_ms"), get(com, "object_store_floor", "p99_ms")
-                ),
-            }
-        )
-
-
-def _clean(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v is not None}
-
-
-def machine_info() -> dict:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        affinity = os.cpu_count()
-    info = {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    try:
-        info["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    except OSError:  # pragma: no cover
-        pass
-    try:
-        from importlib.metadata import version
-
-        for package in ("pyiceberg", "httpx", "botocore", "pyarrow"):
-            info[package] = version(package)
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        from bench.servers.seaweed import weed_binary
-
-        out = subprocess.run([weed_binary(), "version"], capture_output=True, text=True, timeout=20).stdout
-        info["seaweedfs"] = out.split("\n", 1)[0].removeprefix("version ").strip()
-    except Exception:  # noqa: BLE001
-        pass
-    return info
-
-
-def summary_table(report: dict) -> str:
+def summary_table(report: dict[str, Any]) -> str:
     b = report["benchmarks"]
     lines = []
     header = f"{'benchmark':<26} {'system':<28} {'p50 ms':>9} {'p99 ms':>9} {'ops/s':>9}"
@@ -300,27 +222,56 @@ def summary_table(report: dict) -> str:
         row(label, system, f"{numbers['p50_ms']:.2f}", f"{numbers['p99_ms']:.2f}")
         if "rest_commit_p50_ms" in numbers:
             row("commit: REST call only", system, f"{numbers['rest_commit_p50_ms']:.2f}", f"{numbers['rest_commit_p99_ms']:.2f}")
-    lines.append("")
-    lines.append("ratios:")
-    for bench in ("load_table_latency", "load_table_throughput", "commit_latency"):
-        for name, value in b.get(bench, {}).get("ratios", {}).items():
-            lines.append(f"  {bench}.{name} = {value}")
-    for note in report.get("notes", []):
-        lines.append(f"note: {note}")
+    lines += ["", "ratios:", *figure_lines(b), *note_lines(report)]
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- the run
+def measure_load_table(cfg: BenchConfig, makers: dict[str, MakeOp], results: Results, log: Log) -> None:
+    """``load_table_latency`` and ``load_table_throughput`` (the latter without the botocore floor)."""
+    bench = "load_table_latency"
+    log(f"loadTable latency ({cfg.loads} sequential GETs per system, {cfg.rounds} interleaved rounds)...")
+    samples = interleaved_latency(makers, cfg.loads, cfg.warmup, cfg.rounds, results.on_error(bench))
+    for name, durations in samples.items():
+        results.record(bench, name, summarize(durations))
+
+    bench = "load_table_throughput"
+    log(f"loadTable throughput ({cfg.threads} threads, {cfg.throughput_seconds}s per system)...")
+    makers = {name: make for name, make in makers.items() if name != "object_store_floor_botocore"}
+    for name, numbers in interleaved_throughput(makers, cfg.threads, cfg.throughput_seconds, cfg.rounds, results.on_error(bench)).items():
+        results.record(bench, name, numbers)
 
 
-def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
-    from bench.servers.iceshelf import running_iceshelf
+def measure_commits(cfg: BenchConfig, targets: dict[str, CatalogTarget], floor_makers: dict[str, MakeOp], results: Results) -> None:
+    """``commit_latency``: the catalogs' appends (and their REST calls) beside the floor's PUTs."""
+    bench = "commit_latency"
+    series: dict[str, CommitSeries] = {}
+    makers: dict[str, MakeOp] = dict(floor_makers)
+    for name, target in targets.items():
 
+        def make(name: str = name, target: CatalogTarget = target) -> tuple[Op, Close]:
+            series[name] = CommitSeries(target)
+            return series[name].op, series[name].close
+
+        makers[name] = make
+    samples = interleaved_latency(makers, cfg.commits, cfg.commit_warmup, cfg.rounds, results.on_error(bench))
+    for name, durations in samples.items():
+        numbers = summarize(durations)
+        if name in series:
+            try:
+                numbers["snapshots_after"] = series[name].check()
+            except Exception as exc:  # noqa: BLE001
+                results.on_error(bench)(name, exc)
+                continue
+            rest = summarize(series[name].rest_calls[cfg.commit_warmup :])
+            numbers.update({f"rest_commit_{k}": v for k, v in rest.items() if k != "samples"})
+        results.record(bench, name, numbers)
+
+
+def run(cfg: BenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     results = Results()
-    loadavg_start = round(os.getloadavg()[0], 2)
-    started = time.perf_counter()
-    setup: dict = {}
+    loadavg_start = loadavg_1m()
+    setup: dict[str, dict] = {}
     with ExitStack() as stack:
         log("starting SeaweedFS (weed mini, Iceberg catalog on)...")
         seaweed, logs = seaweed_for_run(stack, workdir, ICESHELF_BUCKET)
@@ -330,100 +281,42 @@ def run(cfg: BenchConfig, workdir: Path, log=print) -> dict:
         local_dir.mkdir(parents=True, exist_ok=True)
         iceshelf_local = stack.enter_context(running_iceshelf(str(local_dir), logs))
 
-        client_s3 = iceshelf_client_props(seaweed)
         targets: dict[str, CatalogTarget] = {
-            "iceshelf_s3": iceshelf_target("iceshelf_s3", iceshelf_s3.url, client_s3),
+            "iceshelf_s3": iceshelf_target("iceshelf_s3", iceshelf_s3.url, iceshelf_client_props(seaweed)),
             "iceshelf_local": iceshelf_target("iceshelf_local", iceshelf_local.url, {}),
         }
         try:
             targets["seaweedfs_catalog"], setup["seaweedfs_catalog"] = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET)
         except Exception as exc:  # noqa: BLE001
-            results.notes.append(f"seaweedfs_catalog setup failed: {type(exc).__name__}: {exc}"[:600])
+            results.failed("seaweedfs_catalog setup", exc)
 
         log(f"creating tables ({cfg.snapshots} snapshots each)...")
         for name in list(targets):
             try:
                 setup[name] = {**setup.get(name, {}), **prepare_tables(targets[name], cfg.snapshots)}
             except Exception as exc:  # noqa: BLE001
-                results.notes.append(f"{name} table setup failed: {type(exc).__name__}: {exc}"[:600])
+                results.failed(f"{name} table setup", exc)
                 del targets[name]
 
-        floor = None
+        get_makers: dict[str, MakeOp] = {}
+        put_makers: dict[str, MakeOp] = {}
         if "iceshelf_s3" in targets:
             floor = stack.enter_context(closing(Floor(seaweed, setup["iceshelf_s3"]["metadata_location"])))
             setup["object_store_floor"] = {"object_bytes": floor.size, "object": f"s3://{floor.get_bucket}/{floor.get_key}"}
-
-        order = [n for n in ("iceshelf_s3", "seaweedfs_catalog", "iceshelf_local") if n in targets]
-        get_makers: dict[str, MakeOp] = {}
-        put_makers: dict[str, MakeOp] = {}
-        if floor:
             get_makers = {"object_store_floor": floor.http_get_op, "object_store_floor_botocore": floor.botocore_get_op}
             put_makers = {"object_store_floor": floor.http_put_op, "object_store_floor_botocore": floor.botocore_put_op}
-        load_makers = {**get_makers, **{name: (lambda t=targets[name]: load_table_op(t)) for name in order}}
+        catalogs = {name: targets[name] for name in CATALOGS if name in targets}
 
-        bench = "load_table_latency"
-        log(f"loadTable latency ({cfg.loads} sequential GETs per system, {cfg.rounds} interleaved rounds)...")
-        samples = interleaved_latency(load_makers, cfg.loads, cfg.warmup, cfg.rounds, results.on_error(bench))
-        for name, durations in samples.items():
-            results.record(bench, name, summarize(durations))
-
-        bench = "load_table_throughput"
-        log(f"loadTable throughput ({cfg.threads} threads, {cfg.throughput_seconds}s per system)...")
-        load_makers.pop("object_store_floor_botocore", None)
-        for name, numbers in interleaved_throughput(
-            load_makers, cfg.threads, cfg.throughput_seconds, cfg.rounds, results.on_error(bench)
-        ).items():
-            results.record(bench, name, numbers)
-
-        bench = "commit_latency"
+        load_makers = {**get_makers, **{name: (lambda t=target: load_table_op(t)) for name, target in catalogs.items()}}
+        measure_load_table(cfg, load_makers, results, log)
         log(f"commit latency ({cfg.commits} sequential one-row appends per system)...")
-        series: dict[str, CommitSeries] = {}
-        commit_makers: dict[str, MakeOp] = dict(put_makers)
-        for name in order:
+        measure_commits(cfg, catalogs, put_makers, results)
 
-            def make(name: str = name):
-                series[name] = CommitSeries(targets[name])
-                return series[name].op, series[name].close
-
-            commit_makers[name] = make
-        samples = interleaved_latency(commit_makers, cfg.commits, cfg.commit_warmup, cfg.rounds, results.on_error(bench))
-        for name, durations in samples.items():
-            numbers = summarize(durations)
-            if name in series:
-                try:
-                    numbers["snapshots_after"] = series[name].check()
-                except Exception as exc:  # noqa: BLE001
-                    results.on_error(bench)(name, exc)
-                    continue
-                rest = summarize(series[name].rest_calls[cfg.commit_warmup :])
-                numbers.update({f"rest_commit_{k}": v for k, v in rest.items() if k != "samples"})
-            results.record(bench, name, numbers)
-
-        for server, name in ((iceshelf_s3, "iceshelf_s3"), (iceshelf_local, "iceshelf_local")):
-            if server.process.poll() is not None:
-                results.notes.append(f"{name} server exited during the run: {server.log()[-400:]}")
-        if not seaweed.alive():
-            results.notes.append("SeaweedFS exited during the run")
+        results.note_exits({"iceshelf_s3 server": iceshelf_s3, "iceshelf_local server": iceshelf_local}, seaweed)
 
     add_ratios(results.benchmarks)
-    return {
-        "machine": {**machine_info(), "loadavg_1m_at_start": loadavg_start},
-        "config": asdict(cfg),
-        "setup": setup,
-        "benchmarks": results.benchmarks,
-        "notes": results.notes,
-        "elapsed_s": round(time.perf_counter() - started, 1),
-    }
+    return envelope(cfg, setup, results, machine={"loadavg_1m_at_start": loadavg_start})
 
 
-def run_to_file(cfg: BenchConfig, out: Path, workdir: Path | None = None, keep: bool = False) -> dict:
-    own = workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="iceshelf-bench-")) if own else workdir
-    try:
-        report = run(cfg, workdir, log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    finally:
-        if own and not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+def run_to_file(cfg: BenchConfig, out: Path, workdir: Path | None = None, keep: bool = False) -> dict[str, Any]:
+    return write_report(run, cfg, out, "iceshelf-bench-", workdir, keep)

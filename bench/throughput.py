@@ -42,18 +42,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import warnings
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bench.catalog import Results, _ratio
 from bench.harness import rotated, summarize
+from bench.report import Log, Results, envelope, loadavg_1m, note_lines, print_report, ratio, run_to_file as write_report
 from bench.rows import bench_schema
+from bench.servers.iceshelf import running_iceshelf
 from bench.targets import CatalogTarget, iceshelf_client_props, iceshelf_target, s3_env, seaweed_for_run, seaweedfs_catalog
-from bench.report import envelope, run_in_tempdir
 from bench.writers import AppendTask, Window, WriterPool
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 NAMESPACE = "thrbench"
 ICESHELF_BUCKET = "iceshelf-throughput"
@@ -144,7 +147,7 @@ class Cell:
             self.metadata_versions.append(state.metadata_versions)
             self.rebased.append(state.rebased)
 
-    def figures(self) -> dict:
+    def figures(self) -> dict[str, Any]:
         successes = len(self.latencies)
         out = {
             "writers": self.writers,
@@ -201,7 +204,7 @@ class TableState:
     rebased: int | None = None
 
 
-def table_state(target: CatalogTarget, identifier: str, s3) -> TableState:
+def table_state(target: CatalogTarget, identifier: str, s3: BaseClient | None) -> TableState:
     """``s3``: a botocore client of the store the table lives in, or ``None`` to skip the listing."""
     metadata = target.catalog().load_table(identifier).metadata
     if s3 is None or not metadata.location.startswith("s3://"):
@@ -226,7 +229,7 @@ def run_window(
     seconds: float | None,
     max_appends: int | None = None,
     probe: CpuProbe | None = None,
-    s3=None,
+    s3: BaseClient | None = None,
 ) -> tuple[Window, TableState, dict[str, float]]:
     """``writers`` writers on a fresh ``table``, writer *i* through ``replicas[i % len]``:
     (window, the table afterwards, server CPU seconds used by role)."""
@@ -242,10 +245,10 @@ def measure(
     systems: dict[str, list[CatalogTarget]],
     cfg: ThroughputBenchConfig,
     results: Results,
-    log,
+    log: Log,
     probe: CpuProbe | None = None,
-    s3=None,
-) -> dict:
+    s3: BaseClient | None = None,
+) -> dict[str, dict]:
     """Every (system, writer count) for ``cfg.seconds`` in ``cfg.rounds`` interleaved windows."""
     cells = {name: {n: Cell(n) for n in cfg.writers} for name in systems}
     measured = cfg.seconds / max(1, cfg.rounds)
@@ -281,7 +284,7 @@ def measure(
 # --------------------------------------------------------------------------- ratios, goals, report
 
 
-def add_ratios(benchmark: dict, writers: tuple[int, ...]) -> None:
+def add_ratios(benchmark: dict[str, Any], writers: tuple[int, ...]) -> None:
     """iceshelf (and replicas) over seaweedfs per writer count, and the issue's goals at the top count."""
 
     def rate(system: str, n: int) -> float | None:
@@ -289,34 +292,34 @@ def add_ratios(benchmark: dict, writers: tuple[int, ...]) -> None:
 
     ratios = {}
     for system in (HEADLINE, REPLICAS):
-        per = {str(n): _ratio(rate(system, n), rate(BASELINE, n)) for n in writers}
+        per = {str(n): ratio(rate(system, n), rate(BASELINE, n)) for n in writers}
         if any(v is not None for v in per.values()):
             ratios[f"{system}_over_seaweedfs"] = per
     benchmark["ratios"] = ratios
     ordered = sorted(writers)
     top = ordered[-1]
-    goals: dict = {"writers": top}
+    goals: dict[str, Any] = {"writers": top}
     headline_top = benchmark.get(HEADLINE, {}).get(str(top), {})
-    over = _ratio(rate(HEADLINE, top), rate(BASELINE, top))
+    over = ratio(rate(HEADLINE, top), rate(BASELINE, top))
     if over is not None:
         goals.update({"iceshelf_over_seaweedfs": over, "at_least_10x": over >= GOAL_RATIO})
     if headline_top:
         goals.update({"iceshelf_failures": headline_top["failures"], "zero_failures": headline_top["failures"] == 0})
     if len(ordered) > 1:
         previous = ordered[-2]
-        rising = _ratio(rate(HEADLINE, top), rate(HEADLINE, previous))
+        rising = ratio(rate(HEADLINE, top), rate(HEADLINE, previous))
         if rising is not None:
             goals.update({"rises_from": previous, f"iceshelf_{top}_over_{previous}": rising, "rising": rising > 1.0})
     benchmark["goals"] = goals
 
 
-def summary_table(report: dict) -> str:
+def summary_table(report: dict[str, Any]) -> str:
     benchmark = report["benchmarks"].get("appends", {})
     columns = ("writers", "appends/s", "fail", "p50 ms", "p99 ms", "rest p50", "calls/app", "app/ver")
     header = f"{'appends (1-row, one table)':<22}" + "".join(f"{c:>10}" for c in columns)
     lines = [header, "-" * len(header)]
 
-    def cell(value, spec: str) -> str:
+    def cell(value: float | int | None, spec: str) -> str:
         return f"{'-' if value is None else format(value, spec):>10}"
 
     for system, by_writers in benchmark.items():
@@ -331,18 +334,15 @@ def summary_table(report: dict) -> str:
     for name, per in benchmark.get("ratios", {}).items():
         lines.append(f"  {name}: " + ", ".join(f"{n} writers {v}x" for n, v in per.items()))
     lines.append(f"  goals: {benchmark.get('goals', {})}")
-    lines += [f"note: {note}" for note in report.get("notes", [])]
+    lines += note_lines(report)
     return "\n".join(lines)
 
 
-def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
-    from bench.servers.iceshelf import running_iceshelf
-
+def run(cfg: ThroughputBenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     results = Results()
-    loadavg_start = round(os.getloadavg()[0], 2)
-    started = time.perf_counter()
-    setup: dict = {}
+    loadavg_start = loadavg_1m()
+    setup: dict[str, dict] = {}
     with ExitStack() as stack:
         log("throughput bench: starting SeaweedFS (Iceberg catalog on) and Iceshelf...")
         seaweed, logs = seaweed_for_run(stack, workdir, ICESHELF_BUCKET)
@@ -356,7 +356,7 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
             target, setup[BASELINE] = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET)
             systems[BASELINE] = [target]
         except Exception as exc:  # noqa: BLE001
-            results.notes.append(f"{BASELINE} setup failed: {type(exc).__name__}: {exc}"[:600])
+            results.failed(f"{BASELINE} setup", exc)
         if cfg.replicas:
             systems[REPLICAS] = replicas
             setup[REPLICAS] = {"warehouse": warehouse, "servers": 2, "routing": "writer i -> replica i mod 2"}
@@ -364,7 +364,7 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
             try:
                 targets[0].catalog().create_namespace_if_not_exists(NAMESPACE)
             except Exception as exc:  # noqa: BLE001
-                results.notes.append(f"{name} namespace setup failed: {type(exc).__name__}: {exc}"[:600])
+                results.failed(f"{name} namespace setup", exc)
                 del systems[name]
 
         top = max(cfg.writers)
@@ -381,21 +381,15 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
         s3 = stack.enter_context(closing(seaweed.client()))
         benchmark = measure(pool, systems, cfg, results, log, probe, s3)
 
-        for i, server in enumerate(servers):
-            if server.process.poll() is not None:
-                results.notes.append(f"iceshelf replica {i} exited during the run: {server.log()[-400:]}")
-        if not seaweed.alive():
-            results.notes.append("SeaweedFS exited during the run")
+        results.note_exits({f"iceshelf replica {i}": server for i, server in enumerate(servers)}, seaweed)
 
     add_ratios(benchmark, cfg.writers)
     results.benchmarks["appends"] = benchmark
-    report = envelope(cfg, setup, results, started)
-    report["machine"].update({"loadavg_1m_at_start": loadavg_start, "writer_processes": top})
-    return report
+    return envelope(cfg, setup, results, machine={"loadavg_1m_at_start": loadavg_start, "writer_processes": top})
 
 
-def run_to_file(cfg: ThroughputBenchConfig, out: Path) -> dict:
-    return run_in_tempdir(run, cfg, out, prefix="iceshelf-thrbench-")
+def run_to_file(cfg: ThroughputBenchConfig, out: Path) -> dict[str, Any]:
+    return write_report(run, cfg, out, "iceshelf-thrbench-")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,9 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.seconds = args.seconds or cfg.seconds
     cfg.rounds = args.rounds or cfg.rounds
     cfg.replicas = cfg.replicas and not args.no_replicas
-    report = run_to_file(cfg, args.out)
-    print(summary_table(report))
-    print(f"\nwrote {args.out} ({report['elapsed_s']}s)")
+    print_report(run_to_file(cfg, args.out), args.out, summary_table)
     return 0
 
 
