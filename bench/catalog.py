@@ -52,7 +52,7 @@ from bench.harness import Close, MakeOp, Op, interleaved_latency, interleaved_th
 from bench.report import Log, Results, envelope, figure_lines, loadavg_1m, note_lines, ratio, run_to_file as write_report
 from bench.rows import bench_schema, one_row
 from bench.servers.iceshelf import running_iceshelf
-from bench.targets import CatalogTarget, Floor, iceshelf_client_props, iceshelf_target, s3_env, seaweed_for_run, seaweedfs_catalog
+from bench.targets import CatalogTarget, Floor, iceshelf_client_props, iceshelf_on_s3, iceshelf_target, seaweed_for_run, seaweedfs_catalog
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -269,14 +269,12 @@ def measure_commits(cfg: BenchConfig, targets: dict[str, CatalogTarget], floor_m
 
 def run(cfg: BenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
-    results = Results()
-    loadavg_start = loadavg_1m()
-    setup: dict[str, dict] = {}
+    results = Results(machine={"loadavg_1m_at_start": loadavg_1m()})
     with ExitStack() as stack:
         log("starting SeaweedFS (weed mini, Iceberg catalog on)...")
         seaweed, logs = seaweed_for_run(stack, workdir, ICESHELF_BUCKET)
         log("starting Iceshelf (S3 warehouse, local warehouse)...")
-        iceshelf_s3 = stack.enter_context(running_iceshelf(f"s3://{ICESHELF_BUCKET}/warehouse", logs, s3_env(seaweed)))
+        iceshelf_s3 = iceshelf_on_s3(stack, seaweed, f"s3://{ICESHELF_BUCKET}/warehouse", logs)
         local_dir = workdir / "local-warehouse"
         local_dir.mkdir(parents=True, exist_ok=True)
         iceshelf_local = stack.enter_context(running_iceshelf(str(local_dir), logs))
@@ -285,15 +283,14 @@ def run(cfg: BenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
             "iceshelf_s3": iceshelf_target("iceshelf_s3", iceshelf_s3.url, iceshelf_client_props(seaweed)),
             "iceshelf_local": iceshelf_target("iceshelf_local", iceshelf_local.url, {}),
         }
-        try:
-            targets["seaweedfs_catalog"], setup["seaweedfs_catalog"] = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET)
-        except Exception as exc:  # noqa: BLE001
-            results.failed("seaweedfs_catalog setup", exc)
+        seaweedfs = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET, results)
+        if seaweedfs is not None:
+            targets["seaweedfs_catalog"] = seaweedfs
 
         log(f"creating tables ({cfg.snapshots} snapshots each)...")
         for name in list(targets):
             try:
-                setup[name] = {**setup.get(name, {}), **prepare_tables(targets[name], cfg.snapshots)}
+                results.setup[name] = {**results.setup.get(name, {}), **prepare_tables(targets[name], cfg.snapshots)}
             except Exception as exc:  # noqa: BLE001
                 results.failed(f"{name} table setup", exc)
                 del targets[name]
@@ -301,8 +298,8 @@ def run(cfg: BenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
         get_makers: dict[str, MakeOp] = {}
         put_makers: dict[str, MakeOp] = {}
         if "iceshelf_s3" in targets:
-            floor = stack.enter_context(closing(Floor(seaweed, setup["iceshelf_s3"]["metadata_location"])))
-            setup["object_store_floor"] = {"object_bytes": floor.size, "object": f"s3://{floor.get_bucket}/{floor.get_key}"}
+            floor = stack.enter_context(closing(Floor(seaweed, results.setup["iceshelf_s3"]["metadata_location"])))
+            results.setup["object_store_floor"] = {"object_bytes": floor.size, "object": f"s3://{floor.get_bucket}/{floor.get_key}"}
             get_makers = {"object_store_floor": floor.http_get_op, "object_store_floor_botocore": floor.botocore_get_op}
             put_makers = {"object_store_floor": floor.http_put_op, "object_store_floor_botocore": floor.botocore_put_op}
         catalogs = {name: targets[name] for name in CATALOGS if name in targets}
@@ -315,7 +312,7 @@ def run(cfg: BenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
         results.note_exits({"iceshelf_s3 server": iceshelf_s3, "iceshelf_local server": iceshelf_local}, seaweed)
 
     add_ratios(results.benchmarks)
-    return envelope(cfg, setup, results, machine={"loadavg_1m_at_start": loadavg_start})
+    return envelope(cfg, results)
 
 
 def run_to_file(cfg: BenchConfig, out: Path, workdir: Path | None = None, keep: bool = False) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from bench.clone import shallow_clone
 from bench.harness import Close, Op, interleaved_latency, summarize
 from bench.report import Log, Results, envelope, figure_lines, note_lines, print_report, ratio, run_to_file as write_report
 from bench.servers.iceshelf import running_iceshelf
-from bench.targets import duckdb_connection, iceshelf_client_props, s3_env, seaweed_for_run
+from bench.targets import duckdb_connection, iceshelf_client_props, iceshelf_on_s3, seaweed_for_run
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.settings import S3Settings
 
@@ -249,7 +249,7 @@ def _warehouses(cfg: CompactionBenchConfig, stack: ExitStack, workdir: Path, log
         log("compaction bench: starting SeaweedFS and Iceshelf on it...")
         seaweed, logs = seaweed_for_run(stack, workdir, BUCKET, iceberg=False)
         location = f"s3://{BUCKET}/warehouse"
-        server = stack.enter_context(running_iceshelf(location, logs, s3_env(seaweed)))
+        server = iceshelf_on_s3(stack, seaweed, location, logs)
         out.append(Warehouse("s3", server.url, location, iceshelf_client_props(seaweed), seaweed.s3_settings()))
     if "local" in cfg.warehouses:
         location = str(workdir / "local-warehouse")
@@ -263,7 +263,6 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Log = print) -> dict[str
     from iceshelf.compaction.rewrite.datapath import EngineOptions
 
     results = Results()
-    setup: dict[str, dict] = {}
     input_bytes: dict[str, int] = {}
     engine = EngineOptions()
     threads = engine.threads or os.cpu_count() or 1
@@ -305,7 +304,7 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Log = print) -> dict[str
             samples = interleaved_latency(makers, cfg.query_samples, cfg.warmup, cfg.rounds, results.on_error(bench))
             for name, durations in samples.items():
                 results.record(bench, name, summarize(durations))
-            setup[wh.kind] = {
+            results.setup[wh.kind] = {
                 "throughput_input": {"files": len(source["files"]), "bytes": source["bytes"], "rows": source["rows"]},
                 "small_table": {
                     "files": len(small["files"]),
@@ -315,7 +314,7 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Log = print) -> dict[str
                 "compactions": compacted,
             }
     add_figures(results.benchmarks, input_bytes)
-    return envelope(cfg, setup, results)
+    return envelope(cfg, results)
 
 
 def run_to_file(cfg: CompactionBenchConfig, out: Path) -> dict[str, Any]:

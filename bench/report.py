@@ -1,8 +1,8 @@
 """What every benchmark's report has in common, so the suites differ only in what they measure.
 
-A suite collects its figures in ``Results`` (a system that fails becomes a note, the others still
-run), turns them into the JSON envelope with ``envelope`` (machine, config, setup, benchmarks,
-notes, elapsed seconds), and is run by ``run_to_file``, which gives its ``run(cfg, workdir, log)``
+A suite collects its figures and setup facts in ``Results`` (a system that fails becomes a note,
+the others still run), turns them into the JSON envelope with ``envelope`` (machine, config,
+setup, benchmarks, notes, elapsed seconds), and is run by ``run_to_file``, which gives its ``run(cfg, workdir, log)``
 a work directory and writes the report where ``python -m bench`` asks. ``print_report`` and the
 ``*_lines`` helpers are the human side: the summary table's shared parts.
 """
@@ -33,10 +33,13 @@ Log = Callable[[str], None]
 
 @dataclass
 class Results:
-    """A run's figures so far, by benchmark and system, and notes on what failed; ``started`` is
-    when the run began (for ``elapsed_s``)."""
+    """A run's findings so far: figures by benchmark and system, facts about how the systems were
+    set up, the suite's own facts about the machine, notes on what failed, and when the run began
+    (for ``elapsed_s``)."""
 
     benchmarks: dict[str, dict] = field(default_factory=dict)
+    setup: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
@@ -110,13 +113,13 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def envelope(cfg: Any, setup: dict, results: Results, machine: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report: machine (plus the suite's own ``machine`` facts), config, setup, benchmarks,
-    notes and the run's duration."""
+def envelope(cfg: Any, results: Results) -> dict[str, Any]:
+    """The report: machine (plus the suite's own facts about it), config, setup, benchmarks, notes
+    and the run's duration."""
     return {
-        "machine": {**machine_info(), **(machine or {})},
+        "machine": {**machine_info(), **results.machine},
         "config": asdict(cfg),
-        "setup": setup,
+        "setup": results.setup,
         "benchmarks": results.benchmarks,
         "notes": results.notes,
         "elapsed_s": round(time.perf_counter() - results.started, 1),

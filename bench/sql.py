@@ -162,9 +162,10 @@ def run(cfg: SqlBenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
         (workdir / "warehouse").mkdir(parents=True, exist_ok=True)
         server = stack.enter_context(running_iceshelf(str(workdir / "warehouse"), workdir))
         log(f"sql bench: writing {cfg.rows} rows through the catalog...")
-        setup = prepare(server.url, cfg)
-        big, small = setup["metadata"]["t"], setup["metadata"]["small"]
-        files = ", ".join(f"'{f}'" for f in setup["data_files"])
+        prepared = prepare(server.url, cfg)
+        results.setup["data_files"] = len(prepared["data_files"])
+        big, small = prepared["metadata"]["t"], prepared["metadata"]["small"]
+        files = ", ".join(f"'{f}'" for f in prepared["data_files"])
 
         log(f"sql bench: group-by ({cfg.group_by_samples} samples per system)...")
         makers = {
@@ -194,7 +195,7 @@ def run(cfg: SqlBenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
         results.note_exits({"iceshelf": server})
 
     add_figures(results.benchmarks)
-    return envelope(cfg, {"data_files": len(setup["data_files"])}, results)
+    return envelope(cfg, results)
 
 
 def run_to_file(cfg: SqlBenchConfig, out: Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Every comparison runs on one throwaway SeaweedFS (``seaweed_for_run``), so the systems share the
 process and the disks and differ only in what is measured:
 
-* Iceshelf, on an ``s3://`` warehouse in that SeaweedFS or on a local one (``iceshelf_target``);
+* Iceshelf, on an ``s3://`` warehouse in that SeaweedFS (``iceshelf_on_s3``) or on a local one;
 * SeaweedFS's own Iceberg REST catalog, a table bucket on the same SeaweedFS (``seaweedfs_catalog``);
 * the object-store floor: plain GETs and PUTs of a metadata-sized object (``Floor``), the least
   any catalog on that store pays.
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bench.harness import Close, Op
+from bench.report import Results
+from bench.servers.iceshelf import IceshelfServer, running_iceshelf
 from bench.servers.seaweed import SeaweedServer, start_seaweed
 
 if TYPE_CHECKING:
@@ -75,7 +77,7 @@ def _s3_props(seaweed: SeaweedServer) -> dict[str, str]:
     }
 
 
-def s3_env(seaweed: SeaweedServer) -> dict[str, str]:
+def _s3_env(seaweed: SeaweedServer) -> dict[str, str]:
     """The environment an Iceshelf server needs to serve an ``s3://`` warehouse on ``seaweed``."""
     return {
         "AWS_ENDPOINT_URL": seaweed.endpoint_url,
@@ -83,6 +85,11 @@ def s3_env(seaweed: SeaweedServer) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
         "AWS_REGION": seaweed.region,
     }
+
+
+def iceshelf_on_s3(stack: ExitStack, seaweed: SeaweedServer, warehouse: str, logs: Path) -> IceshelfServer:
+    """An Iceshelf server (stopped with ``stack``) serving the ``s3://`` ``warehouse`` on ``seaweed``."""
+    return stack.enter_context(running_iceshelf(warehouse, logs, _s3_env(seaweed)))
 
 
 def iceshelf_client_props(seaweed: SeaweedServer) -> dict[str, str]:
@@ -170,12 +177,17 @@ def seaweed_catalog_target(seaweed: SeaweedServer, bucket: str) -> CatalogTarget
     return CatalogTarget("seaweedfs_catalog", uri, prefix, {"Authorization": f"Bearer {token}"}, props)
 
 
-def seaweedfs_catalog(seaweed: SeaweedServer, bucket: str) -> tuple[CatalogTarget, dict[str, str]]:
+def seaweedfs_catalog(seaweed: SeaweedServer, bucket: str, results: Results) -> CatalogTarget | None:
     """SeaweedFS's own Iceberg catalog on ``seaweed``, serving table bucket ``bucket`` (created here),
-    and the setup facts a report records about it."""
-    arn = create_table_bucket(seaweed, bucket)
-    target = seaweed_catalog_target(seaweed, bucket)
-    return target, {
+    its setup recorded in ``results``; ``None``, and a note, if it could not be set up (the other
+    systems still run)."""
+    try:
+        arn = create_table_bucket(seaweed, bucket)
+        target = seaweed_catalog_target(seaweed, bucket)
+    except Exception as exc:  # noqa: BLE001
+        results.failed("seaweedfs_catalog setup", exc)
+        return None
+    results.setup["seaweedfs_catalog"] = {
         "table_bucket": bucket,
         "table_bucket_arn": arn,
         "warehouse": bucket,
@@ -183,6 +195,7 @@ def seaweedfs_catalog(seaweed: SeaweedServer, bucket: str) -> tuple[CatalogTarge
         "bucket_created_with": "S3 Tables CreateTableBucket (botocore 's3tables' client) at the S3 endpoint",
         "auth": "OAuth2 client_credentials at /v1/oauth/tokens (client_id=access key, client_secret=secret key)",
     }
+    return target
 
 
 class Floor:

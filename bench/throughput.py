@@ -51,8 +51,7 @@ from typing import TYPE_CHECKING, Any
 from bench.harness import rotated, summarize
 from bench.report import Log, Results, envelope, loadavg_1m, note_lines, print_report, ratio, run_to_file as write_report
 from bench.rows import bench_schema
-from bench.servers.iceshelf import running_iceshelf
-from bench.targets import CatalogTarget, iceshelf_client_props, iceshelf_target, s3_env, seaweed_for_run, seaweedfs_catalog
+from bench.targets import CatalogTarget, iceshelf_client_props, iceshelf_on_s3, iceshelf_target, seaweed_for_run, seaweedfs_catalog
 from bench.writers import AppendTask, Window, WriterPool
 
 if TYPE_CHECKING:
@@ -340,26 +339,22 @@ def summary_table(report: dict[str, Any]) -> str:
 
 def run(cfg: ThroughputBenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
-    results = Results()
-    loadavg_start = loadavg_1m()
-    setup: dict[str, dict] = {}
+    results = Results(machine={"loadavg_1m_at_start": loadavg_1m()})
     with ExitStack() as stack:
         log("throughput bench: starting SeaweedFS (Iceberg catalog on) and Iceshelf...")
         seaweed, logs = seaweed_for_run(stack, workdir, ICESHELF_BUCKET)
         warehouse = f"s3://{ICESHELF_BUCKET}/warehouse"
-        servers = [stack.enter_context(running_iceshelf(warehouse, logs, s3_env(seaweed))) for _ in range(2 if cfg.replicas else 1)]
+        servers = [iceshelf_on_s3(stack, seaweed, warehouse, logs) for _ in range(2 if cfg.replicas else 1)]
         client = iceshelf_client_props(seaweed)
         replicas = [iceshelf_target(f"iceshelf-{i}", server.url, client) for i, server in enumerate(servers)]
         systems: dict[str, list[CatalogTarget]] = {HEADLINE: replicas[:1]}
-        setup[HEADLINE] = {"warehouse": warehouse, "servers": 1}
-        try:
-            target, setup[BASELINE] = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET)
-            systems[BASELINE] = [target]
-        except Exception as exc:  # noqa: BLE001
-            results.failed(f"{BASELINE} setup", exc)
+        results.setup[HEADLINE] = {"warehouse": warehouse, "servers": 1}
+        seaweedfs = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET, results)
+        if seaweedfs is not None:
+            systems[BASELINE] = [seaweedfs]
         if cfg.replicas:
             systems[REPLICAS] = replicas
-            setup[REPLICAS] = {"warehouse": warehouse, "servers": 2, "routing": "writer i -> replica i mod 2"}
+            results.setup[REPLICAS] = {"warehouse": warehouse, "servers": 2, "routing": "writer i -> replica i mod 2"}
         for name, targets in list(systems.items()):
             try:
                 targets[0].catalog().create_namespace_if_not_exists(NAMESPACE)
@@ -385,7 +380,8 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log: Log = print) -> dict[str
 
     add_ratios(benchmark, cfg.writers)
     results.benchmarks["appends"] = benchmark
-    return envelope(cfg, setup, results, machine={"loadavg_1m_at_start": loadavg_start, "writer_processes": top})
+    results.machine["writer_processes"] = top
+    return envelope(cfg, results)
 
 
 def run_to_file(cfg: ThroughputBenchConfig, out: Path) -> dict[str, Any]:
