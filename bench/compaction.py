@@ -24,7 +24,7 @@
     the tables' data files (``read_parquet``: no catalog, no Iceberg metadata), so ``after`` minus
     ``after_files`` is what the catalog round trip and the metadata reads cost.
 
-Systems take turns in ``rounds`` rounds (rotating who goes first), as in ``bench.catalog``.
+Systems take turns in ``rounds`` rounds (rotating who goes first): ``bench.harness``.
 """
 
 from __future__ import annotations

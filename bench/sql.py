@@ -1,7 +1,7 @@
 """SQL endpoint benchmarks, each figure beside its baseline in the same run.
 
 One Iceshelf server on a local warehouse (so the baseline reads the very same files from the
-same disk). Systems, sampled in interleaved rounds like ``bench.catalog``:
+same disk). Systems, sampled in interleaved rounds (``bench.harness``):
 
 ``group_by`` -- ``SELECT k, count(*), sum(v), min(id), max(id) FROM t GROUP BY k`` over a
 ``rows``-row table (10M by default):

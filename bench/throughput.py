@@ -2,8 +2,8 @@
 
 Every Iceberg catalog answers a concurrent append with 409 and leaves the client to reload and
 retry, so success per attempt falls as writers are added. Iceshelf rebases a stale pure append on
-the server and applies concurrent commits to a table as one batch (``tables/rebase.py``,
-``tables/batching.py``): more writers should mean more throughput, not more conflicts. This
+the server and applies concurrent commits to a table as one batch (``tables/commit/rebase.py``,
+``tables/commit/batching.py``): more writers should mean more throughput, not more conflicts. This
 measures it against SeaweedFS's own Iceberg REST catalog on the same SeaweedFS, in the same run.
 
 One throwaway SeaweedFS (``weed mini``, Iceberg catalog on) and, against it:
@@ -11,8 +11,8 @@ One throwaway SeaweedFS (``weed mini``, Iceberg catalog on) and, against it:
 ``iceshelf``
     One Iceshelf server on an ``s3://`` warehouse in that SeaweedFS: the headline.
 ``seaweedfs_catalog``
-    SeaweedFS's Iceberg REST catalog, a table bucket on the same SeaweedFS (set up as in
-    ``bench.catalog``).
+    SeaweedFS's Iceberg REST catalog, a table bucket on the same SeaweedFS (set up by
+    ``bench.targets``).
 ``iceshelf_2_replicas``
     Two Iceshelf servers on the same warehouse, writer *i* talking to replica *i mod 2*: group
     commit within a replica, the pointer's compare-and-swap between them.

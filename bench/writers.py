@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from typing import Any
 
 from bench.rows import one_row
 from bench.targets import CatalogTarget
@@ -90,7 +91,7 @@ class _Writer:
         self.table = self.catalog.load_table(task.table)
         commit_table = self.catalog.commit_table
 
-        def counted_commit_table(*args, **kwargs):  # Table._do_commit calls catalog.commit_table
+        def counted_commit_table(*args: Any, **kwargs: Any) -> Any:  # Table._do_commit calls catalog.commit_table
             self.result.commit_calls += 1
             began = time.monotonic()
             try:
@@ -204,7 +205,7 @@ class WriterPool:
             self._restart()
             raise
 
-    def _recv(self, conn: Connection, timeout: float):
+    def _recv(self, conn: Connection, timeout: float) -> tuple[str, Any]:
         if not conn.poll(timeout):
             raise TimeoutError(f"a writer did not answer in {timeout:.0f}s")
         return conn.recv()
@@ -230,5 +231,5 @@ class WriterPool:
     def __enter__(self) -> WriterPool:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
