@@ -28,7 +28,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -37,9 +37,6 @@ from bench.harness import Close, Op, interleaved_latency, summarize
 from bench.report import Log, Results, envelope, figure_lines, note_lines, ratio, run_to_file as write_report
 from bench.servers.iceshelf import running_iceshelf
 from bench.targets import duckdb_connection
-
-if TYPE_CHECKING:
-    from duckdb import DuckDBPyConnection
 
 NAMESPACE = "sqlbench"
 GROUP_BY = "SELECT k, count(*) AS n, sum(v) AS s, min(id) AS lo, max(id) AS hi FROM {table} GROUP BY k"
@@ -115,7 +112,7 @@ def trino_op(url: str, sql: str) -> tuple[Op, Close]:
 
 
 def duckdb_op(sql: str, url: str | None = None) -> tuple[Op, Close]:
-    con: DuckDBPyConnection = duckdb_connection(url)
+    con = duckdb_connection(url)
 
     def op() -> None:
         con.execute(sql).to_arrow_table()
