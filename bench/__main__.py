@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--out bench-results/catalog.json]``: run the catalog benchmarks.
 
-Run from the repository root (the benchmark starts servers with ``tests.servers``).
+Run from the repository root: ``bench`` is not an installed package, it is imported from there.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from bench import compaction as compaction_bench  # noqa: E402
 from bench import sql as sql_bench  # noqa: E402
 from bench import throughput as throughput_bench  # noqa: E402
 from bench.catalog import BenchConfig, run_to_file, summary_table  # noqa: E402
+from bench.report import print_report  # noqa: E402
+
 
 #: The suites run after the catalog one, each writing ``<name>.json`` beside ``--out``; ``--skip-<name>`` skips one.
 _SUITES = (
@@ -64,16 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             setattr(cfg, name, value)
     # SIGTERM unwinds like Ctrl-C so the servers started for the run are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    report = run_to_file(cfg, args.out, workdir=args.workdir, keep=args.keep)
-    print(summary_table(report))
-    print(f"\nwrote {args.out} ({report['elapsed_s']}s)")
+    print_report(run_to_file(cfg, args.out, workdir=args.workdir, keep=args.keep), args.out, summary_table)
     for name, module, config in _SUITES:
         if getattr(args, f"skip_{name}"):
             continue
         out = args.out.parent / f"{name}.json"
-        suite_report = module.run_to_file(config.quick() if args.quick else config(), out)
-        print(module.summary_table(suite_report))
-        print(f"\nwrote {out} ({suite_report['elapsed_s']}s)")
+        print_report(module.run_to_file(config.quick() if args.quick else config(), out), out, module.summary_table)
     return 0
 
 

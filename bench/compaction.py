@@ -24,7 +24,7 @@
     the tables' data files (``read_parquet``: no catalog, no Iceberg metadata), so ``after`` minus
     ``after_files`` is what the catalog round trip and the metadata reads cost.
 
-Systems take turns in ``rounds`` rounds (rotating who goes first), as in ``bench.catalog``.
+Systems take turns in ``rounds`` rounds (rotating who goes first): ``bench.harness``.
 """
 
 from __future__ import annotations
@@ -32,21 +32,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
-from bench.catalog import Results, interleaved_latency, summarize
 from bench.clone import shallow_clone
-from bench.report import envelope, print_report, run_in_tempdir
+from bench.harness import Close, Op, interleaved_latency, summarize
+from bench.report import Log, Results, envelope, figure_lines, note_lines, print_report, ratio, run_to_file as write_report
+from bench.servers.iceshelf import running_iceshelf
+from bench.targets import duckdb_connection, iceshelf_client_props, iceshelf_on_s3, seaweed_for_run
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.settings import S3Settings
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.rest import RestCatalog
+
+    from iceshelf.tables.tablestore import TableStore
 
 NAMESPACE = "compactbench"
 BUCKET = "compaction-bench"
@@ -69,7 +75,7 @@ class CompactionBenchConfig:
     warehouses: tuple[str, ...] = ("s3", "local")
 
     @classmethod
-    def quick(cls) -> "CompactionBenchConfig":
+    def quick(cls) -> CompactionBenchConfig:
         return cls(input_mib=8, input_files=16, throughput_samples=2, small_files=100, query_samples=2, rounds=2)
 
 
@@ -81,23 +87,16 @@ class Warehouse:
     client: dict[str, str]
     s3: S3Settings | None
 
-    def catalog(self):
+    def catalog(self) -> RestCatalog:
         from pyiceberg.catalog.rest import RestCatalog
 
         return RestCatalog(f"bench-{uuid.uuid4().hex[:6]}", uri=self.url, **self.client)
 
-    def duckdb(self, attach: bool = True):
-        from iceshelf.compaction.rewrite.datapath import secret_sql
-        from iceshelf.tables.duckdb_extensions import connect
+    def duckdb(self, attach: bool = True) -> duckdb.DuckDBPyConnection:
+        """A DuckDB that reads this warehouse's store, with its catalog attached as ``lake`` if ``attach``."""
+        return duckdb_connection(self.url if attach else None, self.s3)
 
-        con = connect()
-        if self.s3 is not None:
-            con.execute(secret_sql(self.s3))
-        if attach:
-            con.execute(f"ATTACH 'default' AS lake (TYPE iceberg, ENDPOINT '{self.url}', AUTHORIZATION_TYPE 'none')")
-        return con
-
-    def tables(self):
+    def tables(self) -> TableStore:
         from iceshelf.tables.objectstore import open_store
         from iceshelf.tables.tablestore import TableStore
 
@@ -116,7 +115,7 @@ def _rows(count: int, seed: int, payload: bool) -> pa.Table:
         con.close()
 
 
-def write_table(wh: Warehouse, name: str, files: int, total_bytes: int, seed: int, payload: bool = False) -> dict:
+def write_table(wh: Warehouse, name: str, files: int, total_bytes: int, seed: int, payload: bool = False) -> dict[str, Any]:
     """A table of about ``files`` files: pyiceberg splits one append at a tiny target size, then the
     target property is removed so compaction aims at its default (512 MiB)."""
     catalog = wh.catalog()
@@ -157,7 +156,7 @@ def clone(wh: Warehouse, source: str, name: str) -> str:
     return name
 
 
-def compact_op(wh: Warehouse, clones: list[str], report: list[dict]):
+def compact_op(wh: Warehouse, clones: list[str], report: list[dict[str, int]]) -> tuple[Op, Close]:
     from iceshelf.compaction.rewrite.compact import compact_table
 
     tables = wh.tables()
@@ -171,7 +170,7 @@ def compact_op(wh: Warehouse, clones: list[str], report: list[dict]):
     return op, lambda: tables.objects.close()
 
 
-def copy_op(wh: Warehouse, files: list[str], out_root: str, threads: int, memory_limit: str, codec: str = "zstd"):
+def copy_op(wh: Warehouse, files: list[str], out_root: str, threads: int, memory_limit: str, codec: str = "zstd") -> tuple[Op, Close]:
     """The same bytes out as the compaction: the table's codec (Iceberg's default, zstd), not DuckDB's snappy."""
     con = wh.duckdb(attach=False)
     con.execute(f"SET threads = {threads}")
@@ -187,16 +186,16 @@ def copy_op(wh: Warehouse, files: list[str], out_root: str, threads: int, memory
     return op, con.close
 
 
-def query_op(wh: Warehouse, table: str):
+def query_op(wh: Warehouse, table: str) -> tuple[Op, Close]:
     return _group_by_op(wh, f"lake.{NAMESPACE}.{table}", attach=True)
 
 
-def files_op(wh: Warehouse, files: list[str]):
+def files_op(wh: Warehouse, files: list[str]) -> tuple[Op, Close]:
     """The GROUP BY over the data files alone: what is left without the catalog and the metadata."""
     return _group_by_op(wh, f"read_parquet([{', '.join(repr(_duck_path(f)) for f in files)}])", attach=False)
 
 
-def _group_by_op(wh: Warehouse, table: str, attach: bool):
+def _group_by_op(wh: Warehouse, table: str, attach: bool) -> tuple[Op, Close]:
     """A cold read each time, as a new engine would do it: DuckDB's file cache is off."""
     con = wh.duckdb(attach=attach)
     con.execute("SET enable_external_file_cache = false")
@@ -213,16 +212,14 @@ def _duck_path(location: str) -> str:
     return location.removeprefix("file://")
 
 
-def add_figures(benchmarks: dict, input_bytes: dict[str, int]) -> None:
+def add_figures(benchmarks: dict[str, dict], input_bytes: dict[str, int]) -> None:
     for kind, bytes_in in input_bytes.items():
         section = benchmarks.get(f"throughput_{kind}", {})
         for name, numbers in list(section.items()):
             if name != "ratios":
                 numbers["mb_per_s"] = round(bytes_in / 1e6 / (numbers["p50_ms"] / 1000), 1)
         if "iceshelf_compact" in section and "duckdb_copy" in section:
-            section["ratios"] = {
-                "compact_over_copy": round(section["iceshelf_compact"]["mb_per_s"] / section["duckdb_copy"]["mb_per_s"], 3)
-            }
+            section["ratios"] = {"compact_over_copy": ratio(section["iceshelf_compact"]["mb_per_s"], section["duckdb_copy"]["mb_per_s"])}
         group_by = benchmarks.get(f"group_by_{kind}", {})
         ratios = {}
         for name, over, under in (
@@ -231,45 +228,29 @@ def add_figures(benchmarks: dict, input_bytes: dict[str, int]) -> None:
             ("files_only_before_over_after_p50", "before_files", "after_files"),
         ):
             if over in group_by and under in group_by:
-                ratios[name] = round(group_by[over]["p50_ms"] / group_by[under]["p50_ms"], 2)
+                ratios[name] = ratio(group_by[over]["p50_ms"], group_by[under]["p50_ms"], digits=2)
         if ratios:
             group_by["ratios"] = ratios
 
 
-def summary_table(report: dict) -> str:
+def summary_table(report: dict[str, Any]) -> str:
     lines = [f"{'benchmark':<22} {'system':<18} {'p50 ms':>10} {'MB/s':>8}", "-" * 61]
     for bench, section in report["benchmarks"].items():
         for system, numbers in section.items():
             if system != "ratios":
                 lines.append(f"{bench:<22} {system:<18} {numbers['p50_ms']:>10.1f} {numbers.get('mb_per_s', ''):>8}")
-    lines += ["", "ratios:"]
-    for bench, section in report["benchmarks"].items():
-        for name, value in section.get("ratios", {}).items():
-            lines.append(f"  {bench}.{name} = {value}")
-    for note in report.get("notes", []):
-        lines.append(f"note: {note}")
+    lines += ["", "ratios:", *figure_lines(report["benchmarks"]), *note_lines(report)]
     return "\n".join(lines)
 
 
-def _warehouses(cfg: CompactionBenchConfig, stack: ExitStack, workdir: Path, log: Callable[[str], None]) -> list[Warehouse]:
-    from tests.servers.iceshelf import running_iceshelf
-    from tests.servers.seaweed import start_seaweed
-
+def _warehouses(cfg: CompactionBenchConfig, stack: ExitStack, workdir: Path, log: Log) -> list[Warehouse]:
     out = []
     if "s3" in cfg.warehouses:
         log("compaction bench: starting SeaweedFS and Iceshelf on it...")
-        seaweed = stack.enter_context(start_seaweed(workdir / "seaweed"))
-        seaweed.create_bucket(BUCKET)
-        env = {
-            "AWS_ENDPOINT_URL": seaweed.endpoint_url,
-            "AWS_ACCESS_KEY_ID": seaweed.access_key,
-            "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-            "AWS_REGION": seaweed.region,
-        }
+        seaweed, logs = seaweed_for_run(stack, workdir, BUCKET, iceberg=False)
         location = f"s3://{BUCKET}/warehouse"
-        server = stack.enter_context(running_iceshelf(location, workdir, env))
-        client = {"s3.access-key-id": seaweed.access_key, "s3.secret-access-key": seaweed.secret_key}
-        out.append(Warehouse("s3", server.url, location, client, seaweed.s3_settings()))
+        server = iceshelf_on_s3(stack, seaweed, location, logs)
+        out.append(Warehouse("s3", server.url, location, iceshelf_client_props(seaweed), seaweed.s3_settings()))
     if "local" in cfg.warehouses:
         location = str(workdir / "local-warehouse")
         Path(location).mkdir(parents=True, exist_ok=True)
@@ -278,12 +259,10 @@ def _warehouses(cfg: CompactionBenchConfig, stack: ExitStack, workdir: Path, log
     return out
 
 
-def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = print) -> dict:
+def run(cfg: CompactionBenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
     from iceshelf.compaction.rewrite.datapath import EngineOptions
 
     results = Results()
-    started = time.perf_counter()
-    setup: dict = {}
     input_bytes: dict[str, int] = {}
     engine = EngineOptions()
     threads = engine.threads or os.cpu_count() or 1
@@ -325,7 +304,7 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = 
             samples = interleaved_latency(makers, cfg.query_samples, cfg.warmup, cfg.rounds, results.on_error(bench))
             for name, durations in samples.items():
                 results.record(bench, name, summarize(durations))
-            setup[wh.kind] = {
+            results.setup[wh.kind] = {
                 "throughput_input": {"files": len(source["files"]), "bytes": source["bytes"], "rows": source["rows"]},
                 "small_table": {
                     "files": len(small["files"]),
@@ -335,11 +314,11 @@ def run(cfg: CompactionBenchConfig, workdir: Path, log: Callable[[str], None] = 
                 "compactions": compacted,
             }
     add_figures(results.benchmarks, input_bytes)
-    return envelope(cfg, setup, results, started)
+    return envelope(cfg, results)
 
 
-def run_to_file(cfg: CompactionBenchConfig, out: Path) -> dict:
-    return run_in_tempdir(run, cfg, out, "iceshelf-compactbench-")
+def run_to_file(cfg: CompactionBenchConfig, out: Path) -> dict[str, Any]:
+    return write_report(run, cfg, out, "iceshelf-compactbench-")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = CompactionBenchConfig.quick() if args.quick else CompactionBenchConfig()
     if args.warehouses:
         cfg.warehouses = tuple(args.warehouses)
-    return print_report(run_to_file(cfg, args.out), args.out, summary_table)
+    print_report(run_to_file(cfg, args.out), args.out, summary_table)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """SQL endpoint benchmarks, each figure beside its baseline in the same run.
 
 One Iceshelf server on a local warehouse (so the baseline reads the very same files from the
-same disk). Systems, sampled in interleaved rounds like ``bench.catalog``:
+same disk). Systems, sampled in interleaved rounds (``bench.harness``):
 
 ``group_by`` -- ``SELECT k, count(*), sum(v), min(id), max(id) FROM t GROUP BY k`` over a
 ``rows``-row table (10M by default):
@@ -25,16 +25,18 @@ same disk). Systems, sampled in interleaved rounds like ``bench.catalog``:
 
 from __future__ import annotations
 
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 
-from bench.catalog import Results, interleaved_latency, summarize
-from bench.report import envelope, run_in_tempdir
+from bench.harness import Close, Op, interleaved_latency, summarize
+from bench.report import Log, Results, envelope, figure_lines, note_lines, ratio, run_to_file as write_report
+from bench.servers.iceshelf import running_iceshelf
+from bench.targets import duckdb_connection
 
 NAMESPACE = "sqlbench"
 GROUP_BY = "SELECT k, count(*) AS n, sum(v) AS s, min(id) AS lo, max(id) AS hi FROM {table} GROUP BY k"
@@ -52,22 +54,13 @@ class SqlBenchConfig:
     rounds: int = 5
 
     @classmethod
-    def quick(cls) -> "SqlBenchConfig":
+    def quick(cls) -> SqlBenchConfig:
         return cls(rows=200_000, groups=100, group_by_samples=2, one_row_samples=10, warmup=1, rounds=2)
 
 
-def _duckdb(url: str | None = None):
-    from iceshelf.tables.duckdb_extensions import connect
-
-    con = connect()
-    if url:
-        con.execute(f"ATTACH 'default' AS lake (TYPE iceberg, ENDPOINT '{url}', AUTHORIZATION_TYPE 'none')")
-    return con
-
-
-def prepare(url: str, cfg: SqlBenchConfig) -> dict:
+def prepare(url: str, cfg: SqlBenchConfig) -> dict[str, Any]:
     """``sqlbench.t`` (``rows`` rows) and ``sqlbench.small`` (1 000 rows), written by DuckDB through the catalog."""
-    con = _duckdb(url)
+    con = duckdb_connection(url)
     try:
         con.execute(f"CREATE SCHEMA lake.{NAMESPACE}")
         con.execute(f"CREATE TABLE lake.{NAMESPACE}.t (id BIGINT, k VARCHAR, v DOUBLE)")
@@ -82,7 +75,7 @@ def prepare(url: str, cfg: SqlBenchConfig) -> dict:
     for name in ("t", "small"):
         body = httpx.get(f"{url}/v1/default/namespaces/{NAMESPACE}/tables/{name}", timeout=60).raise_for_status().json()
         tables[name] = body["metadata-location"]
-    probe = _duckdb()
+    probe = duckdb_connection()
     try:
         files = [r[0] for r in probe.execute(f"SELECT file_path FROM iceberg_metadata('{tables['t']}') WHERE content = 'EXISTING'").fetchall()]
     finally:
@@ -90,7 +83,7 @@ def prepare(url: str, cfg: SqlBenchConfig) -> dict:
     return {"metadata": tables, "data_files": files}
 
 
-def endpoint_op(url: str, sql: str, arrow: bool):
+def endpoint_op(url: str, sql: str, arrow: bool) -> tuple[Op, Close]:
     client = httpx.Client(base_url=url, timeout=600)
     headers = {"Accept": ARROW} if arrow else {}
 
@@ -103,7 +96,7 @@ def endpoint_op(url: str, sql: str, arrow: bool):
     return op, client.close
 
 
-def trino_op(url: str, sql: str):
+def trino_op(url: str, sql: str) -> tuple[Op, Close]:
     import trino
 
     parsed = urlparse(url)
@@ -118,8 +111,8 @@ def trino_op(url: str, sql: str):
     return op, connection.close
 
 
-def duckdb_op(sql: str, url: str | None = None):
-    con = _duckdb(url)
+def duckdb_op(sql: str, url: str | None = None) -> tuple[Op, Close]:
+    con = duckdb_connection(url)
 
     def op() -> None:
         con.execute(sql).to_arrow_table()
@@ -127,12 +120,9 @@ def duckdb_op(sql: str, url: str | None = None):
     return op, con.close
 
 
-def add_figures(benchmarks: dict) -> None:
+def add_figures(benchmarks: dict[str, dict]) -> None:
     def p50(bench: str, system: str) -> float | None:
         return benchmarks.get(bench, {}).get(system, {}).get("p50_ms")
-
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return round(a / b, 3) if a and b else None
 
     group_by = benchmarks.get("group_by", {})
     group_by["ratios"] = {
@@ -153,32 +143,26 @@ def add_figures(benchmarks: dict) -> None:
     }
 
 
-def summary_table(report: dict) -> str:
+def summary_table(report: dict[str, Any]) -> str:
     lines = [f"{'sql benchmark':<14} {'system':<22} {'p50 ms':>10} {'p99 ms':>10}", "-" * 59]
     for bench, systems in report["benchmarks"].items():
         for system, numbers in systems.items():
             if "p50_ms" in numbers:
                 lines.append(f"{bench:<14} {system:<22} {numbers['p50_ms']:>10.2f} {numbers['p99_ms']:>10.2f}")
-    for bench, systems in report["benchmarks"].items():
-        for key in ("ratios", "figures"):
-            for name, value in systems.get(key, {}).items():
-                lines.append(f"  {bench}.{name} = {value}")
-    lines += [f"note: {note}" for note in report.get("notes", [])]
+    lines += [*figure_lines(report["benchmarks"], ("ratios", "figures")), *note_lines(report)]
     return "\n".join(lines)
 
 
-def run(cfg: SqlBenchConfig, workdir: Path, log=print) -> dict:
-    from tests.servers.iceshelf import running_iceshelf
-
+def run(cfg: SqlBenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
     results = Results()
-    started = time.perf_counter()
     with ExitStack() as stack:
         (workdir / "warehouse").mkdir(parents=True, exist_ok=True)
         server = stack.enter_context(running_iceshelf(str(workdir / "warehouse"), workdir))
         log(f"sql bench: writing {cfg.rows} rows through the catalog...")
-        setup = prepare(server.url, cfg)
-        big, small = setup["metadata"]["t"], setup["metadata"]["small"]
-        files = ", ".join(f"'{f}'" for f in setup["data_files"])
+        prepared = prepare(server.url, cfg)
+        results.setup["data_files"] = len(prepared["data_files"])
+        big, small = prepared["metadata"]["t"], prepared["metadata"]["small"]
+        files = ", ".join(f"'{f}'" for f in prepared["data_files"])
 
         log(f"sql bench: group-by ({cfg.group_by_samples} samples per system)...")
         makers = {
@@ -205,12 +189,11 @@ def run(cfg: SqlBenchConfig, workdir: Path, log=print) -> dict:
         }
         for name, samples in interleaved_latency(makers, cfg.one_row_samples, cfg.warmup * 5, cfg.rounds, results.on_error("one_row")).items():
             results.record("one_row", name, summarize(samples))
-        if server.process.poll() is not None:
-            results.notes.append(f"iceshelf exited during the run: {server.log()[-400:]}")
+        results.note_exits({"iceshelf": server})
 
     add_figures(results.benchmarks)
-    return envelope(cfg, {"data_files": len(setup["data_files"])}, results, started)
+    return envelope(cfg, results)
 
 
-def run_to_file(cfg: SqlBenchConfig, out: Path) -> dict:
-    return run_in_tempdir(run, cfg, out, "iceshelf-sqlbench-")
+def run_to_file(cfg: SqlBenchConfig, out: Path) -> dict[str, Any]:
+    return write_report(run, cfg, out, "iceshelf-sqlbench-")

@@ -2,8 +2,8 @@
 
 Every Iceberg catalog answers a concurrent append with 409 and leaves the client to reload and
 retry, so success per attempt falls as writers are added. Iceshelf rebases a stale pure append on
-the server and applies concurrent commits to a table as one batch (``tables/rebase.py``,
-``tables/batching.py``): more writers should mean more throughput, not more conflicts. This
+the server and applies concurrent commits to a table as one batch (``tables/commit/rebase.py``,
+``tables/commit/batching.py``): more writers should mean more throughput, not more conflicts. This
 measures it against SeaweedFS's own Iceberg REST catalog on the same SeaweedFS, in the same run.
 
 One throwaway SeaweedFS (``weed mini``, Iceberg catalog on) and, against it:
@@ -11,8 +11,8 @@ One throwaway SeaweedFS (``weed mini``, Iceberg catalog on) and, against it:
 ``iceshelf``
     One Iceshelf server on an ``s3://`` warehouse in that SeaweedFS: the headline.
 ``seaweedfs_catalog``
-    SeaweedFS's Iceberg REST catalog, a table bucket on the same SeaweedFS (set up as in
-    ``bench.catalog``).
+    SeaweedFS's Iceberg REST catalog, a table bucket on the same SeaweedFS (set up by
+    ``bench.targets``).
 ``iceshelf_2_replicas``
     Two Iceshelf servers on the same warehouse, writer *i* talking to replica *i mod 2*: group
     commit within a replica, the pointer's compare-and-swap between them.
@@ -42,28 +42,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bench.catalog import (
-    CatalogTarget,
-    Results,
-    _closing,
-    _ratio,
-    _rotated,
-    bench_schema,
-    bench_seaweed,
-    iceshelf_client_props,
-    iceshelf_target,
-    s3_env,
-    seaweedfs_catalog,
-    summarize,
-)
-from bench.report import envelope, run_in_tempdir
+from bench.harness import rotated, summarize
+from bench.report import Log, Results, envelope, loadavg_1m, note_lines, print_report, ratio, run_to_file as write_report
+from bench.rows import bench_schema
+from bench.targets import CatalogTarget, iceshelf_client_props, iceshelf_on_s3, iceshelf_target, seaweed_for_run, seaweedfs_catalog
 from bench.writers import AppendTask, Window, WriterPool
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 NAMESPACE = "thrbench"
 ICESHELF_BUCKET = "iceshelf-throughput"
@@ -154,7 +146,7 @@ class Cell:
             self.metadata_versions.append(state.metadata_versions)
             self.rebased.append(state.rebased)
 
-    def figures(self) -> dict:
+    def figures(self) -> dict[str, Any]:
         successes = len(self.latencies)
         out = {
             "writers": self.writers,
@@ -211,7 +203,7 @@ class TableState:
     rebased: int | None = None
 
 
-def table_state(target: CatalogTarget, identifier: str, s3) -> TableState:
+def table_state(target: CatalogTarget, identifier: str, s3: BaseClient | None) -> TableState:
     """``s3``: a botocore client of the store the table lives in, or ``None`` to skip the listing."""
     metadata = target.catalog().load_table(identifier).metadata
     if s3 is None or not metadata.location.startswith("s3://"):
@@ -236,7 +228,7 @@ def run_window(
     seconds: float | None,
     max_appends: int | None = None,
     probe: CpuProbe | None = None,
-    s3=None,
+    s3: BaseClient | None = None,
 ) -> tuple[Window, TableState, dict[str, float]]:
     """``writers`` writers on a fresh ``table``, writer *i* through ``replicas[i % len]``:
     (window, the table afterwards, server CPU seconds used by role)."""
@@ -252,17 +244,17 @@ def measure(
     systems: dict[str, list[CatalogTarget]],
     cfg: ThroughputBenchConfig,
     results: Results,
-    log,
+    log: Log,
     probe: CpuProbe | None = None,
-    s3=None,
-) -> dict:
+    s3: BaseClient | None = None,
+) -> dict[str, dict]:
     """Every (system, writer count) for ``cfg.seconds`` in ``cfg.rounds`` interleaved windows."""
     cells = {name: {n: Cell(n) for n in cfg.writers} for name in systems}
     measured = cfg.seconds / max(1, cfg.rounds)
     failed: set[str] = set()
     for r in range(max(1, cfg.rounds)):
         for k, writers in enumerate(cfg.writers):
-            for name in _rotated(list(systems), r + k):
+            for name in rotated(list(systems), r + k):
                 if name in failed:
                     continue
                 log(f"  round {r + 1}/{cfg.rounds}: {name}, {writers} writers, {cfg.ramp:g}s + {measured:g}s")
@@ -291,7 +283,7 @@ def measure(
 # --------------------------------------------------------------------------- ratios, goals, report
 
 
-def add_ratios(benchmark: dict, writers: tuple[int, ...]) -> None:
+def add_ratios(benchmark: dict[str, Any], writers: tuple[int, ...]) -> None:
     """iceshelf (and replicas) over seaweedfs per writer count, and the issue's goals at the top count."""
 
     def rate(system: str, n: int) -> float | None:
@@ -299,34 +291,34 @@ def add_ratios(benchmark: dict, writers: tuple[int, ...]) -> None:
 
     ratios = {}
     for system in (HEADLINE, REPLICAS):
-        per = {str(n): _ratio(rate(system, n), rate(BASELINE, n)) for n in writers}
+        per = {str(n): ratio(rate(system, n), rate(BASELINE, n)) for n in writers}
         if any(v is not None for v in per.values()):
             ratios[f"{system}_over_seaweedfs"] = per
     benchmark["ratios"] = ratios
     ordered = sorted(writers)
     top = ordered[-1]
-    goals: dict = {"writers": top}
+    goals: dict[str, Any] = {"writers": top}
     headline_top = benchmark.get(HEADLINE, {}).get(str(top), {})
-    over = _ratio(rate(HEADLINE, top), rate(BASELINE, top))
+    over = ratio(rate(HEADLINE, top), rate(BASELINE, top))
     if over is not None:
         goals.update({"iceshelf_over_seaweedfs": over, "at_least_10x": over >= GOAL_RATIO})
     if headline_top:
         goals.update({"iceshelf_failures": headline_top["failures"], "zero_failures": headline_top["failures"] == 0})
     if len(ordered) > 1:
         previous = ordered[-2]
-        rising = _ratio(rate(HEADLINE, top), rate(HEADLINE, previous))
+        rising = ratio(rate(HEADLINE, top), rate(HEADLINE, previous))
         if rising is not None:
             goals.update({"rises_from": previous, f"iceshelf_{top}_over_{previous}": rising, "rising": rising > 1.0})
     benchmark["goals"] = goals
 
 
-def summary_table(report: dict) -> str:
+def summary_table(report: dict[str, Any]) -> str:
     benchmark = report["benchmarks"].get("appends", {})
     columns = ("writers", "appends/s", "fail", "p50 ms", "p99 ms", "rest p50", "calls/app", "app/ver")
     header = f"{'appends (1-row, one table)':<22}" + "".join(f"{c:>10}" for c in columns)
     lines = [header, "-" * len(header)]
 
-    def cell(value, spec: str) -> str:
+    def cell(value: float | int | None, spec: str) -> str:
         return f"{'-' if value is None else format(value, spec):>10}"
 
     for system, by_writers in benchmark.items():
@@ -341,40 +333,33 @@ def summary_table(report: dict) -> str:
     for name, per in benchmark.get("ratios", {}).items():
         lines.append(f"  {name}: " + ", ".join(f"{n} writers {v}x" for n, v in per.items()))
     lines.append(f"  goals: {benchmark.get('goals', {})}")
-    lines += [f"note: {note}" for note in report.get("notes", [])]
+    lines += note_lines(report)
     return "\n".join(lines)
 
 
-def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
-    from tests.servers.iceshelf import running_iceshelf
-
+def run(cfg: ThroughputBenchConfig, workdir: Path, log: Log = print) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
-    results = Results()
-    loadavg_start = round(os.getloadavg()[0], 2)
-    started = time.perf_counter()
-    setup: dict = {}
+    results = Results(machine={"loadavg_1m_at_start": loadavg_1m()})
     with ExitStack() as stack:
         log("throughput bench: starting SeaweedFS (Iceberg catalog on) and Iceshelf...")
-        seaweed, logs = bench_seaweed(stack, workdir, ICESHELF_BUCKET)
+        seaweed, logs = seaweed_for_run(stack, workdir, ICESHELF_BUCKET)
         warehouse = f"s3://{ICESHELF_BUCKET}/warehouse"
-        servers = [stack.enter_context(running_iceshelf(warehouse, logs, s3_env(seaweed))) for _ in range(2 if cfg.replicas else 1)]
+        servers = [iceshelf_on_s3(stack, seaweed, warehouse, logs) for _ in range(2 if cfg.replicas else 1)]
         client = iceshelf_client_props(seaweed)
         replicas = [iceshelf_target(f"iceshelf-{i}", server.url, client) for i, server in enumerate(servers)]
         systems: dict[str, list[CatalogTarget]] = {HEADLINE: replicas[:1]}
-        setup[HEADLINE] = {"warehouse": warehouse, "servers": 1}
-        try:
-            target, setup[BASELINE] = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET)
-            systems[BASELINE] = [target]
-        except Exception as exc:  # noqa: BLE001
-            results.notes.append(f"{BASELINE} setup failed: {type(exc).__name__}: {exc}"[:600])
+        results.setup[HEADLINE] = {"warehouse": warehouse, "servers": 1}
+        seaweedfs = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET, results)
+        if seaweedfs is not None:
+            systems[BASELINE] = [seaweedfs]
         if cfg.replicas:
             systems[REPLICAS] = replicas
-            setup[REPLICAS] = {"warehouse": warehouse, "servers": 2, "routing": "writer i -> replica i mod 2"}
+            results.setup[REPLICAS] = {"warehouse": warehouse, "servers": 2, "routing": "writer i -> replica i mod 2"}
         for name, targets in list(systems.items()):
             try:
                 targets[0].catalog().create_namespace_if_not_exists(NAMESPACE)
             except Exception as exc:  # noqa: BLE001
-                results.notes.append(f"{name} namespace setup failed: {type(exc).__name__}: {exc}"[:600])
+                results.failed(f"{name} namespace setup", exc)
                 del systems[name]
 
         top = max(cfg.writers)
@@ -388,24 +373,19 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log=print) -> dict:
                 log(f"  warm-up of {name} failed: {exc!r}"[:300])
         log(f"throughput bench: {cfg.writers} writers, {cfg.seconds:g}s per system and count in {cfg.rounds} rounds...")
         probe = CpuProbe({"iceshelf_servers": [s.process.pid for s in servers], "seaweedfs": [seaweed.pid]})
-        s3 = stack.enter_context(_closing(seaweed.client()))
+        s3 = stack.enter_context(closing(seaweed.client()))
         benchmark = measure(pool, systems, cfg, results, log, probe, s3)
 
-        for i, server in enumerate(servers):
-            if server.process.poll() is not None:
-                results.notes.append(f"iceshelf replica {i} exited during the run: {server.log()[-400:]}")
-        if not seaweed.alive():
-            results.notes.append("SeaweedFS exited during the run")
+        results.note_exits({f"iceshelf replica {i}": server for i, server in enumerate(servers)}, seaweed)
 
     add_ratios(benchmark, cfg.writers)
     results.benchmarks["appends"] = benchmark
-    report = envelope(cfg, setup, results, started)
-    report["machine"].update({"loadavg_1m_at_start": loadavg_start, "writer_processes": top})
-    return report
+    results.machine["writer_processes"] = top
+    return envelope(cfg, results)
 
 
-def run_to_file(cfg: ThroughputBenchConfig, out: Path) -> dict:
-    return run_in_tempdir(run, cfg, out, prefix="iceshelf-thrbench-")
+def run_to_file(cfg: ThroughputBenchConfig, out: Path) -> dict[str, Any]:
+    return write_report(run, cfg, out, "iceshelf-thrbench-")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,9 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.seconds = args.seconds or cfg.seconds
     cfg.rounds = args.rounds or cfg.rounds
     cfg.replicas = cfg.replicas and not args.no_replicas
-    report = run_to_file(cfg, args.out)
-    print(summary_table(report))
-    print(f"\nwrote {args.out} ({report['elapsed_s']}s)")
+    print_report(run_to_file(cfg, args.out), args.out, summary_table)
     return 0
 
 

@@ -26,8 +26,10 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from typing import Any
 
-from bench.catalog import CatalogTarget, _one_row
+from bench.rows import one_row
+from bench.targets import CatalogTarget
 
 #: Imported once in the fork server, so each writer starts without paying for them again.
 _PRELOAD = ["pyarrow", "pyiceberg.catalog.rest", "pyiceberg.io.pyarrow", "pyiceberg.table", "bench.writers"]
@@ -89,7 +91,7 @@ class _Writer:
         self.table = self.catalog.load_table(task.table)
         commit_table = self.catalog.commit_table
 
-        def counted_commit_table(*args, **kwargs):  # Table._do_commit calls catalog.commit_table
+        def counted_commit_table(*args: Any, **kwargs: Any) -> Any:  # Table._do_commit calls catalog.commit_table
             self.result.commit_calls += 1
             began = time.monotonic()
             try:
@@ -112,7 +114,7 @@ class _Writer:
         while made < limit and time.monotonic() < stop_at:
             began = time.monotonic()
             try:
-                self.table.append(_one_row(task.writer * 1_000_000 + made))
+                self.table.append(one_row(task.writer * 1_000_000 + made))
                 done = time.monotonic()
                 result.latencies.append(done - began)
                 result.completed.append(done)
@@ -203,7 +205,7 @@ class WriterPool:
             self._restart()
             raise
 
-    def _recv(self, conn: Connection, timeout: float):
+    def _recv(self, conn: Connection, timeout: float) -> tuple[str, Any]:
         if not conn.poll(timeout):
             raise TimeoutError(f"a writer did not answer in {timeout:.0f}s")
         return conn.recv()
@@ -229,5 +231,5 @@ class WriterPool:
     def __enter__(self) -> WriterPool:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -16,9 +16,9 @@ from pathlib import Path
 import duckdb
 from pyiceberg.catalog.rest import RestCatalog
 
+from bench.servers.iceshelf import IceshelfServer
+from bench.servers.seaweed import SeaweedServer
 from iceshelf.tables.duckdb_extensions import connect
-from tests.servers.iceshelf import IceshelfServer
-from tests.servers.seaweed import SeaweedServer
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers.seaweed import SeaweedServer, start_seaweed
+from bench.servers.seaweed import SeaweedServer, start_seaweed
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +16,8 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> SeaweedServer:
 
 # -- Iceshelf servers on each kind of warehouse ---------------------------------------------------
 
+from bench.servers.iceshelf import start_iceshelf  # noqa: E402
 from tests.clients import CatalogEnv, unique_name  # noqa: E402
-from tests.servers.iceshelf import start_iceshelf  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import ForbiddenError, NoSuchTableError, UnauthorizedError
 
+from bench.servers.iceshelf import start_iceshelf
 from iceshelf.tables.access import Grant, PrincipalStore
 from iceshelf.tables.access.principals import NewCredentials
 from iceshelf.tables.access.tokens import SIGNING_KEY
@@ -32,7 +33,6 @@ from iceshelf.tables.duckdb_extensions import connect
 from iceshelf.tables.objectstore import open_store
 from iceshelf.tables.settings import S3Settings
 from tests.clients import CatalogEnv, unique_name
-from tests.servers.iceshelf import start_iceshelf
 
 ISSUER = "https://idp.example.test"
 

@@ -17,10 +17,10 @@ import pytest
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.manifest import write_manifest_list
 
+from bench.servers.iceshelf import start_iceshelf
 from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.objectstore.s3 import S3Store
 from tests.clients import CatalogEnv, unique_name
-from tests.servers.iceshelf import start_iceshelf
 
 WRITERS, COMMITS = 16, 50
 

@@ -29,7 +29,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.servers.iceshelf import start_iceshelf
+from bench.servers.iceshelf import start_iceshelf
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO.parent / "shared" / "spec" / "rest-catalog-open-api.yaml"

@@ -36,7 +36,7 @@ def test_retried_commit_is_applied_once_and_replayed(catalog_env: CatalogEnv, na
 
 
 def test_retry_on_the_other_replica_replays_and_409_is_final(s3_env: CatalogEnv, tmp_path) -> None:
-    from tests.servers.iceshelf import running_iceshelf
+    from bench.servers.iceshelf import running_iceshelf
 
     namespace = unique_name()
     key = str(uuid.uuid4())

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 import iceshelf.tables.clock
+from bench.servers.seaweed import SeaweedServer
 from iceshelf.compaction.jobs.leases import Leases
 from iceshelf.tables.objectstore import ObjectStore, open_store
 from iceshelf.tables.objectstore.memory import MemoryStore
 from iceshelf.tables.settings import S3Settings
-from tests.servers.seaweed import SeaweedServer
 
 
 @pytest.fixture(params=["memory", "local", "s3"])

@@ -18,9 +18,9 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from bench.servers.iceshelf import start_iceshelf
+from bench.servers.seaweed import SeaweedServer
 from tests.clients import CatalogEnv, unique_name
-from tests.servers.iceshelf import start_iceshelf
-from tests.servers.seaweed import SeaweedServer
 
 ROOT = Path(__file__).parents[1]
 EXPIRE_EVERYTHING_OLD = {"history.expire.min-snapshots-to-keep": "1", "history.expire.max-snapshot-age-ms": "1"}

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow as pa
 import pytest
 
+from bench.servers.iceshelf import start_iceshelf
 from tests.clients import CatalogEnv, unique_name
-from tests.servers.iceshelf import start_iceshelf
 
 WRITERS = 8
 APPENDS_PER_WRITER = 6

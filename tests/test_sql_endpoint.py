@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 from pyiceberg.manifest import FileFormat
 
+from bench.servers.iceshelf import running_iceshelf
 from tests.clients import CatalogEnv
-from tests.servers.iceshelf import running_iceshelf
 from tests.sql_client import SqlClient, SqlError
 
 SCHEMA = pa.schema(

@@ -26,13 +26,13 @@ from botocore.exceptions import ClientError
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.utils.concurrent import ExecutorFactory
 
+from bench.servers.iceshelf import IceshelfServer, start_iceshelf
+from bench.servers.seaweed import SeaweedServer, start_seaweed
 from iceshelf.tables.access import Grant, PrincipalStore
 from iceshelf.tables.access.principals import NewCredentials
 from iceshelf.tables.duckdb_extensions import connect
 from iceshelf.tables.objectstore import open_store
 from tests.clients import CatalogEnv, unique_name
-from tests.servers.iceshelf import IceshelfServer, start_iceshelf
-from tests.servers.seaweed import SeaweedServer, start_seaweed
 
 ROLE = "arn:aws:iam::role/IceshelfVending"
 #: SeaweedFS's advanced IAM: an STS signing key, and a role any of its users may assume with full S3

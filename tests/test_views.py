@@ -23,7 +23,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.types import IntegerType, LongType, NestedField, StringType
 from pyiceberg.view.metadata import SQLViewRepresentation, ViewVersion
 
-from tests.servers.iceshelf import IceshelfServer, running_iceshelf
+from bench.servers.iceshelf import IceshelfServer, running_iceshelf
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "name", StringType(), required=False))
 #: Distinct, increasing client timestamps, so a log entry can be matched to the version it records.

@@ -33,7 +33,12 @@ import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+    from iceshelf.tables.settings import S3Settings
 
 ACCESS_KEY = "iceshelf-test"
 SECRET_KEY = "iceshelf-test-secret"
@@ -91,7 +96,7 @@ def _free_ports(count: int, *, paired_offset: int | None = None) -> list[int]:
             s.close()
 
 
-def _s3_client(endpoint_url: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, timeout: float = 10):
+def _s3_client(endpoint_url: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, timeout: float = 10) -> BaseClient:
     import botocore.config
     import botocore.session
 
@@ -122,7 +127,7 @@ class SeaweedServer:
     log_path: Path
     _process: subprocess.Popen | None = field(default=None, repr=False)
 
-    def client(self):
+    def client(self) -> BaseClient:
         """A synchronous botocore S3 client signed with the test identity."""
         return _s3_client(self.endpoint_url, self.access_key, self.secret_key)
 
@@ -140,7 +145,7 @@ class SeaweedServer:
             client.close()
         return name
 
-    def s3_settings(self):
+    def s3_settings(self) -> S3Settings:
         from iceshelf.tables.settings import S3Settings
 
         return S3Settings(
@@ -334,7 +339,7 @@ def start_seaweed(
         yield server
 
 
-if __name__ == "__main__":  # pragma: no cover - manual use: python -m tests.servers.seaweed [DIR]
+if __name__ == "__main__":  # pragma: no cover - manual use: python -m bench.servers.seaweed [DIR]
     import tempfile
 
     positional = [a for a in sys.argv[1:] if not a.startswith("-")]
