@@ -20,7 +20,6 @@ from bench import throughput as throughput_bench  # noqa: E402
 from bench.catalog import BenchConfig, run_to_file, summary_table  # noqa: E402
 from bench.report import print_report  # noqa: E402
 
-
 #: The suites run after the catalog one, each writing ``<name>.json`` beside ``--out``; ``--skip-<name>`` skips one.
 _SUITES = (
     ("sql", sql_bench, sql_bench.SqlBenchConfig),

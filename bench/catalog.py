@@ -49,10 +49,19 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from bench.harness import Close, MakeOp, Op, interleaved_latency, interleaved_throughput, summarize
-from bench.report import Log, Results, envelope, figure_lines, loadavg_1m, note_lines, ratio, run_to_file as write_report
+from bench.report import Log, Results, envelope, figure_lines, loadavg_1m, note_lines, ratio
+from bench.report import run_to_file as write_report
 from bench.rows import bench_schema, one_row
 from bench.servers.iceshelf import running_iceshelf
-from bench.targets import CatalogTarget, Floor, iceshelf_client_props, iceshelf_on_s3, iceshelf_target, seaweed_for_run, seaweedfs_catalog
+from bench.targets import (
+    CatalogTarget,
+    Floor,
+    iceshelf_client_props,
+    iceshelf_on_s3,
+    iceshelf_target,
+    seaweed_for_run,
+    seaweedfs_catalog,
+)
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog

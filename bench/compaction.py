@@ -43,7 +43,8 @@ import pyarrow as pa
 
 from bench.clone import shallow_clone
 from bench.harness import Close, Op, interleaved_latency, summarize
-from bench.report import Log, Results, envelope, figure_lines, note_lines, print_report, ratio, run_to_file as write_report
+from bench.report import Log, Results, envelope, figure_lines, note_lines, print_report, ratio
+from bench.report import run_to_file as write_report
 from bench.servers.iceshelf import running_iceshelf
 from bench.targets import duckdb_connection, iceshelf_client_props, iceshelf_on_s3, seaweed_for_run
 from iceshelf.tables.names import Identifier

@@ -34,7 +34,8 @@ from urllib.parse import urlparse
 import httpx
 
 from bench.harness import Close, Op, interleaved_latency, summarize
-from bench.report import Log, Results, envelope, figure_lines, note_lines, ratio, run_to_file as write_report
+from bench.report import Log, Results, envelope, figure_lines, note_lines, ratio
+from bench.report import run_to_file as write_report
 from bench.servers.iceshelf import running_iceshelf
 from bench.targets import duckdb_connection
 

@@ -49,9 +49,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.harness import rotated, summarize
-from bench.report import Log, Results, envelope, loadavg_1m, note_lines, print_report, ratio, run_to_file as write_report
+from bench.report import Log, Results, envelope, loadavg_1m, note_lines, print_report, ratio
+from bench.report import run_to_file as write_report
 from bench.rows import bench_schema
-from bench.targets import CatalogTarget, iceshelf_client_props, iceshelf_on_s3, iceshelf_target, seaweed_for_run, seaweedfs_catalog
+from bench.targets import (
+    CatalogTarget,
+    iceshelf_client_props,
+    iceshelf_on_s3,
+    iceshelf_target,
+    seaweed_for_run,
+    seaweedfs_catalog,
+)
 from bench.writers import AppendTask, Window, WriterPool
 
 if TYPE_CHECKING:
