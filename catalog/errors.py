@@ -70,7 +70,9 @@ def install(app: FastAPI) -> None:
         details = "; ".join(
             f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}" for err in exc.errors()
         )
-        return error_response(400, "BadRequestException", f"Malformed request: {details}")
+        # A request model refused an argument the reference refuses with IllegalArgumentException.
+        invalid = any(isinstance(err.get("ctx", {}).get("error"), e.InvalidArgumentError) for err in exc.errors())
+        return error_response(400, "IllegalArgumentException" if invalid else "BadRequestException", f"Malformed request: {details}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -18,6 +18,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import TableRequirement, TableUpdate
 
+from iceshelf.tables.errors import InvalidArgumentError
 from iceshelf.tables.metadata.types import resolve_schema_json
 
 #: What pyiceberg's model validators raise on malformed input besides ``ValueError`` (e.g. a ``KeyError``
@@ -47,7 +48,7 @@ def _check_json_values(data: object) -> None:
         if isinstance(value, dict):
             for key in _INT_KEYS.intersection(value):
                 if isinstance(value[key], int) and not _INT_MIN <= value[key] <= _INT_MAX:
-                    raise ValueError(f"Cannot parse to an integer value: {key}: {value[key]}")
+                    raise InvalidArgumentError(f"Cannot parse to an integer value: {key}: {value[key]}")
             pending.extend(value.keys())
             pending.extend(value.values())
         elif isinstance(value, list):

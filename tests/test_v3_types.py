@@ -170,7 +170,7 @@ WRONG_DEFAULTS = [
 def test_wrongly_typed_defaults_are_400_and_create_nothing(http, ns, field_type: str, value) -> None:
     name = unique_name("t")
     response = _create(http, ns, name, [_field(1, "c", field_type, **{"write-default": value})])
-    assert_error(response, 400, "BadRequestException")
+    assert_error(response, 400, "IllegalArgumentException")
     assert load(http, ns, name).status_code == 404
 
 
@@ -179,7 +179,7 @@ def test_wrongly_typed_default_in_add_schema_changes_nothing(http, ns) -> None:
     before = metadata_location(http, ns, "evolve_bad")
     schema = {"type": "struct", "schema-id": 1, "fields": [_field(1, "a", "int"), _field(2, "b", "int", **{"initial-default": "7"})]}
     response = commit(http, ns, "evolve_bad", {"updates": [{"action": "add-schema", "schema": schema}]})
-    assert_error(response, 400, "BadRequestException")
+    assert_error(response, 400, "IllegalArgumentException")
     assert metadata_location(http, ns, "evolve_bad") == before
 
 
@@ -203,7 +203,7 @@ def test_ids_beyond_32_bits_are_400_at_create(http, ns, extra: dict) -> None:
     name = unique_name("t")
     body = {"name": name, "schema": {"type": "struct", "fields": [_field(1, "a", "int")]}, **extra}
     response = http.post(f"/namespaces/{ns[0]}/tables", json=body)
-    assert "integer" in assert_error(response, 400, "BadRequestException")["message"]
+    assert "integer" in assert_error(response, 400, "IllegalArgumentException")["message"]
     assert load(http, ns, name).status_code == 404
 
 
@@ -216,7 +216,7 @@ def test_ids_beyond_32_bits_are_400_in_commits(http, ns) -> None:
         {"action": "set-default-spec", "spec-id": TOO_BIG},
         {"action": "add-schema", "schema": {"type": "struct", "fields": [_field(1, "a", "int"), _field(TOO_BIG, "b", "int")]}},
     ):
-        assert_error(commit(http, ns, "ids", {"updates": [update]}), 400, "BadRequestException")
+        assert_error(commit(http, ns, "ids", {"updates": [update]}), 400, "IllegalArgumentException")
     assert metadata_location(http, ns, "ids") == before
 
 

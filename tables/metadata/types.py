@@ -42,6 +42,8 @@ from pyiceberg.types import (
 )
 from pyiceberg.utils.datetime import EPOCH_TIMESTAMP, timestamp_to_nanos, timestamptz_to_nanos
 
+from iceshelf.tables.errors import InvalidArgumentError
+
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 #: The spec's edge-interpolation algorithms for ``geography`` (Java's ``EdgeAlgorithm``).
 EDGE_ALGORITHMS = ("spherical", "vincenty", "thomas", "andoyer", "karney")
@@ -96,7 +98,7 @@ def _unquoted(text: str | None) -> str | None:
     if text is not None and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         text = text[1:-1]
     if text is not None and not text:
-        raise ValueError("Invalid CRS: (empty string)")
+        raise InvalidArgumentError("Invalid CRS: (empty string)")
     return text
 
 
@@ -109,16 +111,16 @@ def parse_type(text: str) -> PrimitiveType | None:
     if match := _GEOGRAPHY.fullmatch(text):
         algorithm = (_unquoted(match.group(2)) or DEFAULT_ALGORITHM).lower()
         if algorithm not in EDGE_ALGORITHMS:
-            raise ValueError(f"Invalid edge interpolation algorithm: {match.group(2)}")
+            raise InvalidArgumentError(f"Invalid edge interpolation algorithm: {match.group(2)}")
         return GeographyType(_unquoted(match.group(1)) or DEFAULT_CRS, algorithm)
     if text.startswith(("geometry", "geography")):
-        raise ValueError(f"Cannot parse type string to primitive: {text}")
+        raise InvalidArgumentError(f"Cannot parse type string to primitive: {text}")
     return None
 
 
 def resolve_schema_json(data: Any, check_defaults: bool) -> Any:
     """``data`` with every struct's field types that pyiceberg misreads replaced by the models above;
-    with ``check_defaults``, defaults of the wrong JSON type refused (``ValueError``)."""
+    with ``check_defaults``, defaults of the wrong JSON type refused (``InvalidArgumentError``)."""
     if isinstance(data, dict):
         resolved = {key: resolve_schema_json(value, check_defaults) for key, value in data.items()}
         if resolved.get("type") == "struct" and isinstance(resolved.get("fields"), (list, tuple)):
@@ -179,11 +181,15 @@ def check_default(field_type: Any, value: Any) -> None:
     if isinstance(field_type, str):
         field_type = IcebergType.handle_primitive_type(field_type, None)
     if isinstance(field_type, _NULL_ONLY):
-        raise ValueError(f"Invalid default for {field_type} column: {value!r} (must be null)")
+        raise InvalidArgumentError(f"Invalid default for {field_type} column: {value!r} (must be null)")
     for types, form in _JSON_FORMS:
         if isinstance(field_type, types):
             if not _has_json_form(value, form):
-                raise ValueError(f"Cannot parse default as a {field_type} value: {value!r}")
+                raise InvalidArgumentError(f"Cannot parse default as a {field_type} value: {value!r}")
+            try:
+                from_json(field_type, value)
+            except (ValueError, TypeError, ArithmeticError) as err:
+                raise InvalidArgumentError(f"Cannot parse default as a {field_type} value: {value!r} ({err})") from None
             return
 
 
@@ -210,7 +216,7 @@ def _timestamp_ns_from_json(_: TimestampNanoType, value: str | int) -> int:
 @from_json.register(TimestamptzNanoType)
 def _timestamptz_ns_from_json(_: TimestamptzNanoType, value: str | int) -> int:
     if isinstance(value, str) and not value.endswith("+00:00"):
-        raise ValueError(f"Invalid timestamptz_ns default {value!r}: the offset must be +00:00")
+        raise InvalidArgumentError(f"Invalid timestamptz_ns default {value!r}: the offset must be +00:00")
     return timestamptz_to_nanos(value) if isinstance(value, str) else value
 
 
