@@ -15,6 +15,7 @@ from bench.servers.iceshelf import start_iceshelf
 from tests.clients import CatalogEnv, unique_name
 from tests.test_bad_input import assert_error, commit, create_namespace, http, load, metadata_location, ns  # noqa: F401
 from tests.test_table_metadata import _field, _fields
+from tests.test_views import version_doc
 
 V3 = {"format-version": "3"}
 
@@ -262,3 +263,13 @@ def test_duckdb_default_values_of_many_types(catalog_env: CatalogEnv, duck_schem
     assert row == [(1, "2020-01-01 00:00:00.123456789", "x", 1.5, "3.25", "2020-02-02", True, 9)]
     fields = _loaded_fields(catalog_env, schema, "d")
     assert fields[1]["write-default"] == "2020-01-01T00:00:00.123456789" and fields[4]["write-default"] == "3.25"
+
+
+def test_view_with_v3_types_round_trips(http, ns, cold_reader) -> None:
+    schema = {"type": "struct", "schema-id": 0, "fields": [_field(1, "v", "variant"), _field(2, "g", "geography(srid:4269)")]}
+    body = {"name": "v3_view", "schema": schema, "view-version": version_doc("select v, g from t", ns[0]), "properties": {}}
+    created = http.post(f"/namespaces/{ns[0]}/views", json=body)
+    assert created.status_code == 200, created.text
+    for client in (http, cold_reader):
+        metadata = client.get(f"/namespaces/{ns[0]}/views/v3_view").json()["metadata"]
+        assert [f["type"] for f in metadata["schemas"][0]["fields"]] == ["variant", "geography(srid:4269, spherical)"]

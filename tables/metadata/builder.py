@@ -8,8 +8,6 @@ pyiceberg's ``_apply_table_update``; row lineage (``next-row-id``) is kept right
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from datetime import datetime
 
@@ -39,28 +37,16 @@ from pyiceberg.typedef import IcebergBaseModel
 from pyiceberg.types import IcebergType, StructType
 from pyiceberg.utils.datetime import datetime_to_millis
 
-from iceshelf.tables.metadata.types import resolve_schema_json
+from iceshelf.tables.metadata.types import resolve_metadata_dict, resolved_metadata_json
 
 #: The newest table format Iceshelf reads and writes.
 MAX_FORMAT_VERSION = 3
 
 
 def parse_metadata(data: bytes) -> TableMetadata:
-    if not _NEEDS_RESOLVING.search(data):
-        return _with_row_lineage(TableMetadataUtil.parse_raw(data))
-    return _with_row_lineage(_parse_obj(json.loads(data)))
-
-
-def _parse_obj(raw: dict) -> TableMetadata:
-    """Metadata from its JSON object, with the v3 types pyiceberg cannot read resolved first."""
-    for key in ("schemas", "schema"):
-        if key in raw:
-            raw[key] = resolve_schema_json(raw[key], check_defaults=False)
-    return TableMetadataUtil.parse_obj(raw)
-
-
-#: Type strings pyiceberg misreads (``iceshelf.tables.metadata.types``); other files parse faster as is.
-_NEEDS_RESOLVING = re.compile(rb'"(?i:variant|geometry|geography)')
+    resolved = resolved_metadata_json(data)
+    parsed = TableMetadataUtil.parse_raw(data) if resolved is None else TableMetadataUtil.parse_obj(resolved)
+    return _with_row_lineage(parsed)
 
 
 def serialize_metadata(metadata: TableMetadata) -> bytes:
@@ -166,7 +152,7 @@ class MetadataBuilder:
         metadata.sort_order().check_compatible(metadata.schema())
         if self.base_location is None:
             # Built from nothing: run every model validator, as pyiceberg does for creates.
-            metadata = _parse_obj(metadata.model_dump())
+            metadata = TableMetadataUtil.parse_obj(resolve_metadata_dict(metadata.model_dump()))
         self.state, self._changed = metadata, self._changed or context.has_changes()
         return metadata
 

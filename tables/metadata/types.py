@@ -11,6 +11,7 @@ default is held to the JSON single-value form Java's ``SingleValueParser`` accep
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any, Literal
@@ -135,6 +136,26 @@ def resolve_schema_json(data: Any, check_defaults: bool) -> Any:
     if isinstance(data, (list, tuple)):
         return [resolve_schema_json(item, check_defaults) for item in data]
     return data
+
+
+#: Type strings pyiceberg misreads; metadata files without any parse faster as they are.
+_NEEDS_RESOLVING = re.compile(rb'"(?i:variant|geometry|geography)')
+
+
+def resolved_metadata_json(data: bytes) -> dict | None:
+    """A table's or view's metadata file as JSON with its schemas resolved; ``None``: pyiceberg reads it right."""
+    if not _NEEDS_RESOLVING.search(data):
+        return None
+    raw = json.loads(data)
+    return resolve_metadata_dict(raw) if isinstance(raw, dict) else raw
+
+
+def resolve_metadata_dict(raw: dict) -> dict:
+    """``raw`` (a metadata JSON object) with its ``schemas`` (and v1's ``schema``) resolved."""
+    for key in ("schemas", "schema"):
+        if key in raw:
+            raw[key] = resolve_schema_json(raw[key], check_defaults=False)
+    return raw
 
 
 def _resolve_field(field: Any, check_defaults: bool) -> Any:
