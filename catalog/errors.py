@@ -35,6 +35,7 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (e.CommitFailedException, 409, "CommitFailedException"),
     (e.CommitStateUnknownException, 500, "CommitStateUnknownException"),
     (e.UnprocessableEntityError, 422, "UnprocessableEntityException"),
+    (e.InvalidArgumentError, 400, "IllegalArgumentException"),
     (e.BadRequestError, 400, "BadRequestException"),
     (e.ValidationError, 400, "ValidationException"),
     (PydanticValidationError, 400, "BadRequestException"),
@@ -69,7 +70,9 @@ def install(app: FastAPI) -> None:
         details = "; ".join(
             f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}" for err in exc.errors()
         )
-        return error_response(400, "BadRequestException", f"Malformed request: {details}")
+        # A request model refused an argument the reference refuses with IllegalArgumentException.
+        invalid = any(isinstance(err.get("ctx", {}).get("error"), e.InvalidArgumentError) for err in exc.errors())
+        return error_response(400, "IllegalArgumentException" if invalid else "BadRequestException", f"Malformed request: {details}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

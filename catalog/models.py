@@ -18,12 +18,26 @@ from pyiceberg.schema import Schema
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import TableRequirement, TableUpdate
 
+from iceshelf.tables.errors import InvalidArgumentError
+from iceshelf.tables.metadata.types import resolve_schema_json
+
 #: What pyiceberg's model validators raise on malformed input besides ``ValueError`` (e.g. a ``KeyError``
 #: for a ``set-statistics`` without ``statistics``, a ``TypeError`` for a default value of the wrong type).
 _MALFORMED = (TypeError, LookupError, AttributeError, ArithmeticError)
 #: Iceberg's JSON integers are Java ints and longs: a larger one would be stored, and then every Java
 #: client (Spark, Trino) would fail to load the table.
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+#: Fields Iceberg's JSON parsers read as Java ints (field, spec, sort-order and schema ids): a larger one
+#: is refused as Java's ``JsonUtil.getInt`` refuses it.
+_INT_KEYS = frozenset(
+    {
+        "id", "field-id", "source-id", "element-id", "key-id", "value-id",
+        "schema-id", "current-schema-id", "last-column-id",
+        "spec-id", "default-spec-id", "last-partition-id", "last-assigned-partition-id",
+        "order-id", "sort-order-id", "default-sort-order-id",
+    }
+)  # fmt: skip
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 def _check_json_values(data: object) -> None:
@@ -32,6 +46,9 @@ def _check_json_values(data: object) -> None:
     while pending:
         value = pending.pop()
         if isinstance(value, dict):
+            for key in _INT_KEYS.intersection(value):
+                if isinstance(value[key], int) and not _INT_MIN <= value[key] <= _INT_MAX:
+                    raise InvalidArgumentError(f"Cannot parse to an integer value: {key}: {value[key]}")
             pending.extend(value.keys())
             pending.extend(value.values())
         elif isinstance(value, list):
@@ -54,7 +71,7 @@ class RequestModel(BaseModel):
         """Parsing only reads the request: any of these is the input's fault, so a 400, not a 500."""
         _check_json_values(data)
         try:
-            return handler(data)
+            return handler(resolve_schema_json(data, check_defaults=True))
         except _MALFORMED as err:
             raise ValueError(f"malformed {cls.__name__} ({type(err).__name__}: {err})") from None
 

@@ -25,6 +25,10 @@ class BadRequestError(ValueError):
     """The request is malformed or names something invalid; nothing was changed."""
 
 
+class InvalidArgumentError(BadRequestError):
+    """An argument the reference refuses with ``IllegalArgumentException`` (a type, an id, a default)."""
+
+
 class UnprocessableEntityError(ValueError):
     """Well-formed but contradictory, e.g. the same namespace property both set and removed."""
 
@@ -46,6 +50,7 @@ __all__ = [
     "CommitFailedException",
     "CommitStateUnknownException",
     "ForbiddenError",
+    "InvalidArgumentError",
     "NamespaceAlreadyExistsError",
     "NamespaceNotEmptyError",
     "NoSuchNamespaceError",

@@ -25,7 +25,14 @@ from pyiceberg.utils.properties import property_as_bool
 
 from iceshelf.tables.commit.changes import Staged, TableChange, not_found
 from iceshelf.tables.commit.committer import Committer
-from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchNamespaceError, NoSuchTableError, NoSuchViewError
+from iceshelf.tables.errors import (
+    BadRequestError,
+    CommitFailedException,
+    InvalidArgumentError,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+    NoSuchViewError,
+)
 from iceshelf.tables.locations import WarehouseLocations, deletable_prefix
 from iceshelf.tables.metadata.builder import create_metadata
 from iceshelf.tables.metadata.files import LoadedTable, MetadataFiles
@@ -102,7 +109,7 @@ class TableStore:
                 schema, spec or UNPARTITIONED_PARTITION_SPEC, order or UNSORTED_SORT_ORDER, location, dict(properties or {})
             )
         except ValueError as err:
-            raise BadRequestError(str(err)) from err
+            raise InvalidArgumentError(str(err)) from err
 
     def create_table(self, ident: Identifier, metadata: TableMetadata) -> LoadedTable:
         self.namespaces.require_open(ident.namespace)

@@ -15,6 +15,7 @@ from pyiceberg.view.metadata import ViewMetadata, ViewVersion
 from iceshelf.tables.errors import BadRequestError, CommitFailedException, NoSuchViewError
 from iceshelf.tables.locations import WarehouseLocations, location_key
 from iceshelf.tables.metadata.files import LoadedView, ViewFile, next_metadata_location
+from iceshelf.tables.metadata.types import resolved_metadata_json
 from iceshelf.tables.metadata.views import (
     AssertViewUUID,
     ViewUpdate,
@@ -40,7 +41,9 @@ class ViewFiles:
 
     def read(self, location: str) -> ViewFile:
         raw = self.store.get(self.key(location)).data
-        return ViewFile(location, ViewMetadata.model_validate_json(raw), raw)
+        resolved = resolved_metadata_json(raw)
+        metadata = ViewMetadata.model_validate_json(raw) if resolved is None else ViewMetadata.model_validate(resolved)
+        return ViewFile(location, metadata, raw)
 
     def write(self, metadata: ViewMetadata, previous: str | None) -> ViewFile:
         location = next_metadata_location(metadata.location, previous)

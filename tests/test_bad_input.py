@@ -15,6 +15,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from iceshelf.tables.metadata.builder import NEW_TABLE_PROPERTIES
 from tests.clients import CatalogEnv, unique_name
 
 SEP = "\x1f"
@@ -350,7 +351,7 @@ def test_bearer_none_authorization_is_tolerated(local_env, http, table):
     response = http.post(
         f"/namespaces/{ns_path(*ns)}/tables/{name}", headers=headers, json={"updates": [{"action": "set-properties", "updates": {"a": "1"}}]}
     )
-    assert response.status_code == 200 and response.json()["metadata"]["properties"] == {"a": "1"}
+    assert response.status_code == 200 and response.json()["metadata"]["properties"] == NEW_TABLE_PROPERTIES | {"a": "1"}
 
 
 # -- loadTable: ETags and snapshot selection ------------------------------------------------------
@@ -375,7 +376,7 @@ def test_load_table_etag_and_if_none_match(any_http, catalog_env):
     changed = http.get(path, headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag
-    assert changed.json()["metadata"]["properties"] == {"a": "1"}
+    assert changed.json()["metadata"]["properties"] == NEW_TABLE_PROPERTIES | {"a": "1"}
     assert http.get(path, headers={"If-None-Match": changed.headers["etag"]}).status_code == 304
 
 
@@ -440,7 +441,7 @@ def test_transaction_with_failing_second_requirement_changes_neither_table(any_h
     assert response.status_code == 204, response.text
     for name, created in (("a", a), ("b", b)):
         after = load(http, ns, name).json()
-        assert after["metadata"]["properties"] == {"tx": "1"}
+        assert after["metadata"]["properties"] == NEW_TABLE_PROPERTIES | {"tx": "1"}
         assert [e["metadata-file"] for e in after["metadata"]["metadata-log"]] == [created["metadata-location"]]
 
 

@@ -37,6 +37,7 @@ from iceshelf.tables.errors import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
+from iceshelf.tables.metadata.builder import NEW_TABLE_PROPERTIES
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import CREATE, OVERWRITE, PreconditionFailed, Update
 from iceshelf.tables.objectstore.memory import MemoryStore
@@ -146,11 +147,11 @@ def test_lost_race_is_retried_on_the_new_base():
     assert len(lost) == 1
     current = ts.load_table(ident)
     assert current.metadata_location == result.metadata_location
-    assert current.metadata.properties == {"winner": "yes", "loser": "yes"}
+    assert current.metadata.properties == NEW_TABLE_PROPERTIES | {"winner": "yes", "loser": "yes"}
     # Three versions: create, the winner, the retried loser; the loser's first attempt left nothing.
     log = [e.metadata_file for e in current.metadata.metadata_log]
     assert len(log) == 2 and log[0] == created.metadata_location
-    assert ts.files.read(log[1]).metadata.properties == {"winner": "yes"}
+    assert ts.files.read(log[1]).metadata.properties == NEW_TABLE_PROPERTIES | {"winner": "yes"}
     assert [_version(x) for x in (*log, current.metadata_location)] == [0, 1, 2]
     assert _metadata_keys(ts, current) == {ts.objects.key_of(x) for x in (*log, current.metadata_location)}
 
@@ -183,7 +184,7 @@ def test_concurrent_commits_without_requirements_all_land():
 
     current = ts.load_table(ident)
     expected = {f"w{i}-{j:02d}": str(j) for i in range(2) for j in range(per_thread)}
-    assert current.metadata.properties == expected
+    assert current.metadata.properties == NEW_TABLE_PROPERTIES | expected
 
     # Each acknowledged commit is one version of the history, in order, with nothing lost.
     log = [e.metadata_file for e in current.metadata.metadata_log]
@@ -198,8 +199,8 @@ def test_concurrent_commits_without_requirements_all_land():
     # Every version's own log is the prefix of the current one: a chain, no forks.
     for i, location in enumerate(history):
         assert [e.metadata_file for e in ts.files.read(location).metadata.metadata_log] == history[:i]
-    # Properties grow by exactly one key per version.
-    sizes = [len(ts.files.read(x).metadata.properties) for x in history]
+    # Properties grow by exactly one key per version (from the ones every new table gets).
+    sizes = [len(ts.files.read(x).metadata.properties) - len(NEW_TABLE_PROPERTIES) for x in history]
     assert sizes == list(range(len(history)))
     # Losing attempts deleted what they wrote: only the history's files remain.
     assert _metadata_keys(ts, current) == {ts.objects.key_of(x) for x in history}
@@ -220,12 +221,12 @@ def test_requirement_conflict_raises_commit_failed_and_changes_nothing():
 
     after = ts.load_table(ident)
     assert after.metadata_location == created.metadata_location
-    assert after.metadata.properties == {}
+    assert after.metadata.properties == NEW_TABLE_PROPERTIES
     assert _metadata_keys(ts, after) == before
 
     # The right requirements pass.
     ok = _set(ts, ident, AssertTableUUID(uuid=created.metadata.table_uuid), AssertRefSnapshotId(ref="main", snapshot_id=None), k="v")
-    assert ok.metadata.properties == {"k": "v"}
+    assert ok.metadata.properties == NEW_TABLE_PROPERTIES | {"k": "v"}
 
 
 def test_requirement_that_breaks_during_a_retry_fails_and_discards_its_file():
@@ -291,7 +292,7 @@ def test_removing_an_unset_property_is_no_error():
     ident = Identifier(("db",), "t")
     _create(ts, ident, {"a": "1", "b": "2"})
     result = ts.commit(TableChange(ident, (), (RemovePropertiesUpdate(removals=["a", "missing"]),)))
-    assert result.metadata.properties == {"b": "2"}
+    assert result.metadata.properties == NEW_TABLE_PROPERTIES | {"b": "2"}
 
 
 def test_commit_to_missing_table_is_no_such_table():
@@ -348,7 +349,7 @@ def test_crash_after_step_2_target_stays_invisible_and_source_usable(renaming):
     with pytest.raises(TableAlreadyExistsError):
         _create(ts, target)
     # The source stays committable meanwhile.
-    assert _set(ts, source, k2="v2").metadata.properties == {"k": "v", "k2": "v2"}
+    assert _set(ts, source, k2="v2").metadata.properties == NEW_TABLE_PROPERTIES | {"k": "v", "k2": "v2"}
 
 
 def test_crash_after_step_2_aborts_only_after_timeout_and_fences_the_renamer(renaming, monkeypatch):
@@ -394,7 +395,7 @@ def test_crash_after_step_3_rolls_forward_on_reading_the_target(renaming, monkey
     with pytest.raises(NoSuchTableError):
         ts.load_table(source)
     assert ts.list_tables(("db",)) == ["dst"]
-    assert _set(ts, target, k3="v3").metadata.properties == {"k": "v", "k3": "v3"}
+    assert _set(ts, target, k3="v3").metadata.properties == NEW_TABLE_PROPERTIES | {"k": "v", "k3": "v3"}
 
 
 def test_crash_after_step_3_rolls_forward_on_reading_the_source(renaming):
@@ -438,7 +439,7 @@ def test_commit_to_source_during_rename_aborts_the_rename(renaming):
     assert injected
     moved = ts.load_table(target)
     assert moved.metadata_location == injected[0].metadata_location
-    assert moved.metadata.properties == {"k": "v", "during": "rename"}
+    assert moved.metadata.properties == NEW_TABLE_PROPERTIES | {"k": "v", "during": "rename"}
     assert not ts.table_exists(source)
 
 

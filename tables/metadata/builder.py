@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 
 from pyiceberg.partitioning import PartitionSpec
-from pyiceberg.schema import Schema
+from pyiceberg.schema import Schema, _SetFreshIDs, pre_order_visit
 from pyiceberg.table import TableProperties
 from pyiceberg.table.metadata import (
     TableMetadata,
@@ -22,7 +22,11 @@ from pyiceberg.table.metadata import (
 )
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import (
+    AddSortOrderUpdate,
+    RemovePartitionStatisticsUpdate,
     RemovePropertiesUpdate,
+    RemoveStatisticsUpdate,
+    SetDefaultSortOrderUpdate,
     TableUpdate,
     UpgradeFormatVersionUpdate,
     _apply_table_update,
@@ -30,14 +34,19 @@ from pyiceberg.table.update import (
     _update_table_metadata_log,
 )
 from pyiceberg.typedef import IcebergBaseModel
+from pyiceberg.types import IcebergType, StructType
 from pyiceberg.utils.datetime import datetime_to_millis
+
+from iceshelf.tables.metadata.types import resolve_metadata_dict, resolved_metadata_json
 
 #: The newest table format Iceshelf reads and writes.
 MAX_FORMAT_VERSION = 3
 
 
 def parse_metadata(data: bytes) -> TableMetadata:
-    return _with_row_lineage(TableMetadataUtil.parse_raw(data))
+    resolved = resolved_metadata_json(data)
+    parsed = TableMetadataUtil.parse_raw(data) if resolved is None else TableMetadataUtil.parse_obj(resolved)
+    return _with_row_lineage(parsed)
 
 
 def serialize_metadata(metadata: TableMetadata) -> bytes:
@@ -57,12 +66,48 @@ def create_metadata(
     location: str,
     properties: dict[str, str],
 ) -> TableMetadata:
-    """Fresh metadata for ``createTable``: field ids reassigned as the spec requires."""
+    """Fresh metadata for ``createTable``: field ids reassigned as the spec requires, column defaults
+    kept (as Java's ``TypeUtil.assignFreshIds``; pyiceberg's reassignment drops them), and the
+    reference's defaults for new tables."""
     version = int(properties.get(TableProperties.FORMAT_VERSION, TableProperties.DEFAULT_FORMAT_VERSION))
     if not 1 <= version <= MAX_FORMAT_VERSION:
         raise ValueError(f"Unsupported format-version {version}; supported: 1 to {MAX_FORMAT_VERSION}")
-    metadata = new_table_metadata(schema, spec, order, location, dict(properties), uuid.uuid4())
-    return _with_row_lineage(metadata)
+    properties = {**NEW_TABLE_PROPERTIES, **properties}
+    metadata = new_table_metadata(schema, spec, order, location, properties, uuid.uuid4())
+    fresh = pre_order_visit(schema, _FreshIdsKeepingDefaults())
+    if version < 3:
+        _refuse_defaults(fresh.as_struct())
+    schema_update = {"schemas": [fresh]} if version > 1 else {"schema_": fresh, "schemas": [fresh]}
+    return _with_row_lineage(metadata.model_copy(update=schema_update))
+
+
+#: What Java's ``TableMetadata.newTableMetadata`` sets on every new table unless the client did: without
+#: a codec, Java and Spark writers fall back to gzip.
+NEW_TABLE_PROPERTIES = {TableProperties.PARQUET_COMPRESSION: "zstd"}
+
+
+class _FreshIdsKeepingDefaults(_SetFreshIDs):
+    """pyiceberg's fresh-id assignment, keeping each field's ``initial-default`` and ``write-default``."""
+
+    def struct(self, struct: StructType, field_results: list) -> StructType:  # type: ignore[override]
+        fresh = super().struct(struct, field_results)
+        return StructType(
+            *(
+                new.model_copy(update={"initial_default": old.initial_default, "write_default": old.write_default})
+                for new, old in zip(fresh.fields, struct.fields, strict=True)
+            )
+        )
+
+
+def _refuse_defaults(struct: IcebergType) -> None:
+    """Java's ``Schema.checkCompatibility``: non-null defaults need format v3."""
+    for field in getattr(struct, "fields", ()):
+        for kind, value in (("initial", field.initial_default), ("write", field.write_default)):
+            if value is not None:
+                raise ValueError(
+                    f"Invalid {kind} default for {field.name}: non-null default ({value}) is not supported until v3"
+                )
+        _refuse_defaults(field.field_type)
 
 
 class MetadataBuilder:
@@ -94,20 +139,20 @@ class MetadataBuilder:
         update handlers return new objects, never modify their input)."""
         context = _TableMetadataUpdateContext()
         metadata = self.state if self.state is not None else self._start
+        orders = _SortOrderIds()
         for update in updates:
             if isinstance(update, UpgradeFormatVersionUpdate) and update.format_version > 2:
                 metadata = _upgrade(metadata, update.format_version)
                 context.add_update(update)
-            else:
-                if isinstance(update, RemovePropertiesUpdate):
-                    # As Java's builder: removing a key that is not set is no error (pyiceberg raises KeyError).
-                    update = RemovePropertiesUpdate(removals=[k for k in update.removals if k in metadata.properties])
-                metadata = _with_row_lineage(_apply_table_update(update, metadata, context), before=metadata)
+                continue
+            as_java = _as_java_builder(update, metadata, orders)
+            if as_java is not None:
+                metadata = _with_row_lineage(_apply_table_update(as_java, metadata, context), before=metadata)
         metadata.spec().check_compatible(metadata.schema())
         metadata.sort_order().check_compatible(metadata.schema())
         if self.base_location is None:
             # Built from nothing: run every model validator, as pyiceberg does for creates.
-            metadata = TableMetadataUtil.parse_obj(metadata.model_dump())
+            metadata = TableMetadataUtil.parse_obj(resolve_metadata_dict(metadata.model_dump()))
         self.state, self._changed = metadata, self._changed or context.has_changes()
         return metadata
 
@@ -129,6 +174,57 @@ def apply_updates(base: TableMetadata, updates: tuple[TableUpdate, ...], base_lo
     builder = MetadataBuilder(base, base_location)
     builder.apply(updates)
     return builder.finish()
+
+
+class _SortOrderIds:
+    """Java's ``lastAddedOrderId`` within one change: what ``set-default-sort-order -1`` means."""
+
+    def __init__(self) -> None:
+        self.last_added: int | None = None
+        self.added: set[int] = set()
+
+    def add(self, update: AddSortOrderUpdate, metadata: TableMetadata) -> AddSortOrderUpdate | None:
+        """The requested id is a proposal (Java's ``addSortOrder``): an equal order is reused, else the
+        order gets max+1 (0 for the unsorted order). ``None``: nothing to add."""
+        order = update.sort_order
+        if order.is_unsorted:
+            order_id = 0
+            existing = next((o for o in metadata.sort_orders if o.order_id == 0), None)
+        else:
+            existing = next((o for o in metadata.sort_orders if o.fields == order.fields), None)
+            order_id = existing.order_id if existing else max((o.order_id for o in metadata.sort_orders), default=0) + 1
+        if existing is not None:
+            # Java: still "the last added" only if it was added by this change.
+            self.last_added = order_id if self.last_added is not None and self.last_added in self.added else None
+            return None
+        self.last_added = order_id
+        self.added.add(order_id)
+        return AddSortOrderUpdate(sort_order=SortOrder(*order.fields, order_id=order_id))
+
+    def default(self, update: SetDefaultSortOrderUpdate) -> SetDefaultSortOrderUpdate:
+        if update.sort_order_id != -1:
+            return update
+        if self.last_added is None:
+            raise ValueError("Cannot set last added sort order: no sort order has been added")
+        return SetDefaultSortOrderUpdate(sort_order_id=self.last_added)
+
+
+def _as_java_builder(update: TableUpdate, metadata: TableMetadata, orders: _SortOrderIds) -> TableUpdate | None:
+    """``update`` as Java's ``TableMetadata.Builder`` reads it, where pyiceberg's handler differs; ``None``
+    when Java's builder makes it a no-op."""
+    if isinstance(update, RemovePropertiesUpdate):
+        # Removing a key that is not set is no error (pyiceberg raises KeyError).
+        return RemovePropertiesUpdate(removals=[k for k in update.removals if k in metadata.properties])
+    if isinstance(update, RemoveStatisticsUpdate):
+        # Trino's expire_snapshots removes a snapshot and then its statistics, already gone with it.
+        return update if any(s.snapshot_id == update.snapshot_id for s in metadata.statistics) else None
+    if isinstance(update, RemovePartitionStatisticsUpdate):
+        return update if any(s.snapshot_id == update.snapshot_id for s in metadata.partition_statistics) else None
+    if isinstance(update, AddSortOrderUpdate):
+        return orders.add(update, metadata)
+    if isinstance(update, SetDefaultSortOrderUpdate):
+        return orders.default(update)
+    return update
 
 
 def _upgrade(metadata: TableMetadata, version: int) -> TableMetadata:
