@@ -13,7 +13,9 @@ later run while the pom's bytes are unchanged::
 The cache is ``$ICESHELF_JAVA_CACHE/<set>-<first 16 hex digits of the pom's sha256>`` (default
 ``~/.cache/iceshelf/java``). A directory there is complete by construction: Maven copies into a temporary
 sibling that is renamed into place only after Maven succeeded, so a crash or an interrupted run leaves no
-half cache (only a ``.tmp-`` directory, which a later run removes). Maven's own repository (``~/.m2``)
+half cache (only a ``.tmp-`` directory, which a later run removes). A set may also have a few Java
+sources of its own (``tests/java/<set>/src``, e.g. a subclass of a test class): ``classpath(set)``
+compiles them with ``javac`` into the same cache, keyed by their content. Maven's own repository (``~/.m2``)
 is used as usual, so a new pom mostly reuses jars already downloaded. Nothing here is ever in git.
 """
 
@@ -115,7 +117,46 @@ def jars(artifact_set: str) -> list[Path]:
 
 
 def classpath(artifact_set: str) -> str:
-    return os.pathsep.join(str(jar) for jar in jars(artifact_set))
+    """The set's jars and, if it has Java sources (``tests/java/<set>/src``), their compiled classes first."""
+    entries = [str(jar) for jar in jars(artifact_set)]
+    if sources(artifact_set):
+        entries.insert(0, str(compile_sources(artifact_set)))
+    return os.pathsep.join(entries)
+
+
+def sources(artifact_set: str) -> list[Path]:
+    return sorted((pom_path(artifact_set).parent / "src").rglob("*.java"))
+
+
+def compile_sources(artifact_set: str, major: int = 17) -> Path:
+    """``tests/java/<set>/src/**/*.java`` compiled against the set's jars, cached like ``resolve``'s jars
+    (named by the hash of the pom and every source), into a directory of classes."""
+    files = sources(artifact_set)
+    digest = hashlib.sha256(pom_path(artifact_set).read_bytes())
+    for source in files:
+        digest.update(str(source.relative_to(JAVA_DIR)).encode() + b"\0" + source.read_bytes() + b"\0")
+    target = cache_root() / f"{artifact_set}-classes-{digest.hexdigest()[:16]}"
+    if target.is_dir():
+        return target
+    javac = java_executable(major).parent / "javac"
+    if not javac.is_file():
+        raise JavaToolError(f"no javac beside {javac.parent / 'java'}: install the JDK, not only the JRE")
+    dependencies = os.pathsep.join(str(jar) for jar in jars(artifact_set))
+    tmp = Path(tempfile.mkdtemp(dir=cache_root(), prefix=f".tmp-{target.name}-"))
+    try:
+        command = [str(javac), "-nowarn", "-encoding", "UTF-8", "--release", str(major), "-cp", dependencies, "-d", str(tmp)]
+        done = subprocess.run(command + [str(f) for f in files], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise JavaToolError(f"javac failed on {artifact_set!r} (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def _remove_stale_tmp(root: Path) -> None:
