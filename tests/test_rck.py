@@ -39,7 +39,7 @@ RCK_CLASSES = ("RESTCompatibilityKitCatalogTests", "RESTCompatibilityKitViewCata
 # only the tests that flag gates are selected from it (the rest would repeat RESTCompatibilityKitCatalogTests).
 NESTED_CLASS = "IceshelfNestedNamespaceTests"
 NESTED_TESTS = ("testDropNamespaceWithNestedNamespace", "testListNestedNamespaces")
-RUN_TIMEOUT = 900  # seconds for the whole launcher run; it takes well under a minute when all is well
+RUN_TIMEOUT = 900  # seconds for the whole launcher run; it takes about two minutes on 2 cores
 
 # The RCK's capability flags. The RCK classes read them from the catalog properties, which RCKUtils builds
 # from *all* JVM system properties, so they are passed as -D. Every flag RESTCompatibilityKitSuite knows
@@ -49,8 +49,10 @@ CAPABILITIES = {
     # Iceshelf never creates a namespace implicitly: a table or view in a missing namespace is a 404
     # NoSuchNamespaceException, as the REST spec has it. (false would make most tests fail on that 404.)
     "rck.requires-namespace-create": "true",
-    # Default true. Iceshelf validates every commit's requirements on the server (and rebases on its own
-    # concurrent commits), so a conflict reaches the client as 409 "Requirement failed: ...".
+    # Default true, and the only setting that fits a REST server: the Java client sends every commit's
+    # requirements and Iceshelf checks them on the server, answering a conflict with 409 CommitFailedException
+    # (false expects the client-side "Cannot commit" messages of non-REST catalogs). The three
+    # *ServerSideRetry tests it gates pass.
     "rck.supports-serverside-retry": "true",
     # Default false; stays false: Iceshelf never replaces a location the client asked for with one of its
     # own. It stores the requested location or rejects the request (400 when outside the warehouse).
@@ -64,7 +66,7 @@ CAPABILITIES = {
 # A skip not listed here fails ``test_rck_skips_only_by_capability_flags``, and so does a listed one
 # that ran: both mean the flags above no longer say what the kit does.
 _NESTED = "supportsNestedNamespaces(): CatalogTests' default false, no RCK property (run in IceshelfNestedNamespaceTests)"
-_SLASH = "supportsNamesWithSlashes(): hard-coded false by the RCK (Jetty rejects encoded slashes)"
+_SLASH = "supportsNamesWithSlashes(): hard-coded false by the RCK (its own Jetty server rejects encoded slashes)"
 _EMPTY = "supportsEmptyNamespace(): CatalogTests'/ViewCatalogTests' default false, not overridable in the RCK"
 EXPECTED_SKIPS = {
     ("RESTCompatibilityKitCatalogTests", "createTableInUniqueLocation"): "@Disabled in the RCK (RESTServerExtension isn't configurable per test)",
