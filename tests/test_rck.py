@@ -30,7 +30,7 @@ import pytest
 
 from tests.java import maven
 from tests.java.http_recorder import HttpRecorder
-from tests.servers.iceshelf import start_iceshelf
+from bench.servers.iceshelf import start_iceshelf
 
 ICEBERG_VERSION = "1.11.0"  # of the RCK, in tests/java/rck/pom.xml
 RCK_PACKAGE = "org.apache.iceberg.rest"
