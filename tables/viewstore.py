@@ -76,8 +76,7 @@ class ViewStore:
     def _pointer(self, ident: Identifier) -> VersionedPointer:
         current = self.entries.read(ident)
         if current is None or current.pointer.kind != "view":
-            self.namespaces.load(ident.namespace)  # a missing namespace answers as such
-            raise not_found(ident)
+            raise not_found(ident)  # the spec's only 404 here, also in a missing namespace
         return current
 
     def create_view(
@@ -90,7 +89,7 @@ class ViewStore:
     ) -> LoadedView:
         self.namespaces.require_open(ident.namespace)
         if (current := self.entries.read(ident)) is not None:
-            raise already_exists(current.pointer.kind, ident)
+            raise already_exists(current.pointer.kind, ident, "view")
         location = (location or self.locations.default(ident)).rstrip("/")
         self.locations.check(ident, location, "view location")
         written = self.files.write(new_view_metadata(location, schema, version, dict(properties or {})), None)
@@ -135,7 +134,7 @@ class ViewStore:
         try:
             self.entries.create(ident, Pointer("view", metadata_location))
         except EntryExists as exists:
-            raise already_exists(exists.kind, ident) from None
+            raise already_exists(exists.kind, ident, "view") from None
         return LoadedView(ident, file)
 
     def replace_view(
