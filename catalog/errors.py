@@ -35,6 +35,7 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (e.CommitFailedException, 409, "CommitFailedException"),
     (e.CommitStateUnknownException, 500, "CommitStateUnknownException"),
     (e.UnprocessableEntityError, 422, "UnprocessableEntityException"),
+    (e.InvalidArgumentError, 400, "IllegalArgumentException"),
     (e.BadRequestError, 400, "BadRequestException"),
     (e.ValidationError, 400, "ValidationException"),
     (PydanticValidationError, 400, "BadRequestException"),

@@ -25,6 +25,11 @@ class BadRequestError(ValueError):
     """The request is malformed or names something invalid; nothing was changed."""
 
 
+class InvalidArgumentError(BadRequestError):
+    """An argument the reference implementation refuses with ``IllegalArgumentException``: a 400 whose
+    ErrorModel type is that name, so a Java client raises the same exception as against Iceberg's own catalog."""
+
+
 class UnprocessableEntityError(ValueError):
     """Well-formed but contradictory, e.g. the same namespace property both set and removed."""
 
@@ -46,6 +51,7 @@ __all__ = [
     "CommitFailedException",
     "CommitStateUnknownException",
     "ForbiddenError",
+    "InvalidArgumentError",
     "NamespaceAlreadyExistsError",
     "NamespaceNotEmptyError",
     "NoSuchNamespaceError",

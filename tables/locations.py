@@ -51,9 +51,16 @@ def location_key_problem(key: str) -> str | None:
     return None
 
 
-def data_path(namespace: Namespace, name: str) -> str:
-    """Relative path of a new table's or view's default location (readable, and unique per object)."""
-    return "/".join(quote(p, safe="") for p in (*namespace, name))
+def data_path(namespace: Namespace, name: str | None = None) -> str:
+    """Relative path of a new table's or view's default location (readable, and unique per object),
+    or without ``name`` of the namespace's directory."""
+    return "/".join(quote(p, safe="") for p in (*namespace, *([name] if name is not None else [])))
+
+
+def namespace_location(store: ObjectStore, namespace: Namespace) -> str:
+    """The directory the default locations of a namespace's tables and views lie in, as ``loadNamespace``
+    reports it when the namespace has no ``location`` property (clients such as Trino place tables there)."""
+    return store.uri(data_path(namespace))
 
 
 def default_location(store: ObjectStore, ident: Identifier) -> str:
@@ -110,6 +117,9 @@ class WarehouseLocations:
 
     def default(self, ident: Identifier) -> str:
         return default_location(self.store, ident)
+
+    def namespace_default(self, namespace: Namespace) -> str:
+        return namespace_location(self.store, namespace)
 
     def check(self, ident: Identifier, location: str, what: str = "table location") -> None:
         """A location a client chose for ``ident`` (create, ``set-location``): usable and its own."""
