@@ -55,10 +55,27 @@ CAPABILITIES = {
     # *ServerSideRetry tests it gates pass.
     "rck.supports-serverside-retry": "true",
     # Default false; stays false: Iceshelf never replaces a location the client asked for with one of its
-    # own. It stores the requested location or rejects the request (400 when outside the warehouse).
+    # own. It stores the requested location or rejects the request (400 when outside the warehouse and
+    # its allowed locations; ALLOWED_LOCATIONS below).
     "rck.overrides-requested-location": "false",
     # Default false (the kit's own JDBC backend can't); Iceshelf supports dots in namespace and table names.
     "rck.supports-names-with-dot": "true",
+}
+
+# Where the kit puts tables and views outside the warehouse: CatalogTests hard-codes file:/tmp/<ns>/<table>,
+# ViewCatalogTests uses a JUnit @TempDir under java.io.tmpdir (/tmp). The server allows /tmp for them
+# (ICESHELF_ALLOWED_LOCATIONS, docs/configuration.md); its warehouse lies inside /tmp, which only means no
+# table may be located around the warehouse itself.
+ALLOWED_LOCATIONS = "file:/tmp/"
+
+# RCK tests Iceshelf fails on purpose, each with its reason: ``test_rck_class_passes`` accepts exactly
+# these failures and ``test_rck_known_deviations_still_deviate`` that they still fail (else drop them here).
+KNOWN_DEVIATIONS = {
+    ("RESTCompatibilityKitCatalogTests", "testLoadTableWithMissingMetadataFile"): (
+        "a table's current metadata file is immutable: verified once, it is served from memory without a "
+        "HEAD per load (one object-store round trip per load); a deleted one is a durability fault for the "
+        "auditor (issue #12), not a 404 (tests/test_locations.py::test_deleted_metadata_file_is_served_from_memory)"
+    ),
 }
 
 # Skips that are the kit's decision, not Iceshelf's: (class, method) -> why. Each is a capability that the
@@ -204,7 +221,7 @@ def rck(tmp_path_factory: pytest.TempPathFactory) -> RckRun:
     java = maven.java_executable(17)
     work = tmp_path_factory.mktemp("rck")
     reports = work / "reports"
-    server = start_iceshelf(str(work / "warehouse"), work)
+    server = start_iceshelf(str(work / "warehouse"), work, env={"ICESHELF_ALLOWED_LOCATIONS": ALLOWED_LOCATIONS})
     try:
         with HttpRecorder(server.url) as recorder:
             started = time.monotonic()
@@ -268,8 +285,17 @@ def test_rck_ran_every_class(rck: RckRun) -> None:
 
 @pytest.mark.parametrize("cls", [*RCK_CLASSES, NESTED_CLASS])
 def test_rck_class_passes(rck: RckRun, cls: str) -> None:
-    failures = [r for r in rck.of_class(cls) if not r.skipped and r.status != "SUCCESSFUL"]
+    failures = [
+        r for r in rck.of_class(cls) if not r.skipped and r.status != "SUCCESSFUL" and (r.cls, r.method) not in KNOWN_DEVIATIONS
+    ]
     assert not failures, _failure_report(rck, failures)
+
+
+def test_rck_known_deviations_still_deviate(rck: RckRun) -> None:
+    outcomes = {(r.cls, r.method): r.status for r in rck.results}
+    assert {key: outcomes.get(key) for key in KNOWN_DEVIATIONS} == {key: "FAILED" for key in KNOWN_DEVIATIONS}, (
+        "a known deviation passed or did not run: remove it from KNOWN_DEVIATIONS"
+    )
 
 
 def test_rck_skips_only_by_capability_flags(rck: RckRun) -> None:
