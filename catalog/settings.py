@@ -20,32 +20,36 @@ from iceshelf.tables.warehouses import Warehouses
 DEFAULT_WAREHOUSE = "default"
 
 
-def parse_warehouses(specs: list[str] | str) -> dict[str, str]:
-    """``[NAME=]LOCATION`` entries, comma-separated in the environment; an unnamed one is ``default``."""
+def _named_locations(specs: list[str] | str) -> list[tuple[str, str]]:
+    """``[NAME=]LOCATION`` entries (comma-separated in the environment) as (name, location); an unnamed
+    one is the ``default`` warehouse's. A ``:`` or ``/`` before the ``=`` means it is part of a location."""
     if isinstance(specs, str):
         specs = [s for s in specs.split(",") if s.strip()]
-    out: dict[str, str] = {}
+    named = []
     for spec in specs:
         name, sep, location = spec.partition("=")
-        if not sep or "://" in name or "/" in name:
+        if not sep or ":" in name or "/" in name:
             name, location = DEFAULT_WAREHOUSE, spec
+        named.append((name.strip(), location.strip()))
+    return named
+
+
+def parse_warehouses(specs: list[str] | str) -> dict[str, str]:
+    """``[NAME=]LOCATION`` entries, comma-separated in the environment; an unnamed one is ``default``."""
+    out: dict[str, str] = {}
+    for name, location in _named_locations(specs):
         if name in out:
             raise ValueError(f"warehouse {name!r} given twice")
-        out[name.strip()] = location.strip()
+        out[name] = location
     return out
 
 
 def parse_allowed_locations(specs: list[str] | str) -> dict[str, tuple[str, ...]]:
     """``[NAME=]URI`` entries, comma-separated in the environment: where warehouse NAME's tables and views
     may live besides its root (an unnamed one is the ``default`` warehouse's)."""
-    if isinstance(specs, str):
-        specs = [s for s in specs.split(",") if s.strip()]
     out: dict[str, tuple[str, ...]] = {}
-    for spec in specs:
-        name, sep, location = spec.partition("=")
-        if not sep or "://" in name or ":" in name or "/" in name:
-            name, location = DEFAULT_WAREHOUSE, spec
-        out[name.strip()] = (*out.get(name.strip(), ()), location.strip())
+    for name, location in _named_locations(specs):
+        out[name] = (*out.get(name, ()), location)
     return out
 
 

@@ -82,17 +82,18 @@ def fresh_default_of(store: ObjectStore, ident: Identifier, uri: str) -> str | N
     return stem + fresh[0] if fresh else None
 
 
-def location_key(store: ObjectStore, location: str, what: str = "location") -> str:
+def location_key(store: ObjectStore, location: str, what: str = "location", shown: str | None = None) -> str:
     """The store key of a location a client named, or a 400 if it is outside the warehouse (and its allowed
-    locations) or unusable."""
+    locations) or unusable. ``shown`` is the location as the client named it, if ``location`` was derived."""
+    shown = shown or location
     key = store.key_of(location)
     if key is None:
         where = f"the warehouse {store.root_uri}"
         if allowed := store.root_uris[1:]:
             where += f" or one of its allowed locations {', '.join(allowed)}"
-        raise BadRequestError(f"{what[0].upper() + what[1:]} {location} must lie inside {where}")
+        raise BadRequestError(f"{what[0].upper() + what[1:]} {shown} must lie inside {where}")
     if problem := location_key_problem(key):
-        raise BadRequestError(f"Invalid {what} {location}: {problem}")
+        raise BadRequestError(f"Invalid {what} {shown}: {problem}")
     return key
 
 
@@ -103,8 +104,8 @@ def _contains_warehouse(store: ObjectStore, location: str) -> bool:
 
 def check_inside(store: ObjectStore, location: str, what: str) -> None:
     """A table's or view's directory ``location`` must be usable: files below it get ``location_key``s."""
-    location_key(store, location.rstrip("/") + "/x", what)
-    location_key(store, location.rstrip("/") + "/", what)  # not a root: the warehouse's or an allowed location's
+    location_key(store, location.rstrip("/") + "/x", what, location)
+    location_key(store, location.rstrip("/") + "/", what, location)  # not a root: the warehouse's or an allowed location's
     if _contains_warehouse(store, location):
         raise BadRequestError(f"Invalid {what} {location}: it contains the warehouse {store.root_uri}")
 

@@ -10,7 +10,10 @@ from memory even after it was deleted underneath.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +25,10 @@ from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField
 
 from bench.servers.iceshelf import IceshelfServer, start_iceshelf
+from iceshelf.catalog.cli import build_parser
+from iceshelf.catalog.cli.flags import settings_from
+from iceshelf.catalog.settings import Settings
+from iceshelf.tables.objectstore import normalize_uri
 from tests.clients import unique_name
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False))
@@ -47,7 +54,8 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Places]:
     server = start_iceshelf(str(warehouse), base, env={"ICESHELF_ALLOWED_LOCATIONS": f"file:{allowed}/"})
     try:
         with httpx.Client(base_url=f"{server.url}/v1/default", timeout=30) as http:
-            yield Places(server, http, RestCatalog("locations", uri=server.url), warehouse.resolve(), allowed.resolve(), other.resolve())
+            catalog = RestCatalog("locations", uri=server.url)
+            yield Places(server, http, catalog, warehouse.resolve(), allowed.resolve(), other.resolve())
     finally:
         server.stop()
 
@@ -120,6 +128,28 @@ def test_tables_in_an_allowed_location(places: Places, ns: str) -> None:
     assert moved.status_code == 200 and moved.json()["metadata"]["location"] == f"file:{places.allowed}/{ns}/u", moved.text
 
 
+def test_compaction_rewrites_a_table_in_an_allowed_location(places: Places, ns: str) -> None:
+    """``iceshelf compact`` works on the warehouse directly, so it needs the same allowed locations as the server."""
+    assert create(places, ns, "c", f"file:{places.allowed}/{ns}/c").status_code == 200
+    for n in range(5):
+        places.catalog.load_table(f"{ns}.c").append(pa.table({"id": pa.array([n], pa.int64())}))
+
+    def compact(*flags: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "iceshelf.catalog.cli", "compact", f"{ns}.c", "--warehouse", str(places.warehouse), *flags]
+        environment = {k: v for k, v in os.environ.items() if k != "ICESHELF_ALLOWED_LOCATIONS"}
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**environment, "COLUMNS": "200"})
+
+    refused = compact()
+    assert refused.returncode != 0 and "must lie inside" in refused.stdout + refused.stderr
+    done = compact("--allowed-location", f"file:{places.allowed}/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = places.catalog.load_table(f"{ns}.c")
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == [0, 1, 2, 3, 4]
+    assert len(table.inspect.files()) == 1, done.stdout
+    (path,) = table.inspect.files()["file_path"].to_pylist()
+    assert normalize_uri(path).startswith(f"file://{places.allowed}/{ns}/c/data/"), path
+
+
 def test_register_a_table_in_an_allowed_location(places: Places, ns: str) -> None:
     created = create(places, ns, "r", f"file:{places.allowed}/{ns}/r")
     metadata_location = created.json()["metadata-location"]
@@ -170,3 +200,17 @@ def test_deleted_metadata_file_is_served_from_memory(places: Places, ns: str) ->
     assert again.status_code == 200, again.text
     assert again.json()["metadata-location"] == metadata_location
     assert again.json()["metadata"] == first.json()["metadata"]
+
+
+def test_allowed_locations_from_the_environment_and_the_serve_flag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = {
+        "ICESHELF_WAREHOUSE": f"default={tmp_path}/a,b=s3://bucket/wh",
+        "ICESHELF_ALLOWED_LOCATIONS": "file:/tmp/x,b=s3://other/p,b=s3://third",
+    }
+    assert Settings.from_env(env).allowed_locations == {"default": ("file:/tmp/x",), "b": ("s3://other/p", "s3://third")}
+    monkeypatch.delenv("ICESHELF_ALLOWED_LOCATIONS", raising=False)
+    flags = ["--allowed-location", "file:/srv/a", "--allowed-location", "default=file:/srv/b"]
+    args = build_parser().parse_args(["serve", "--warehouse", str(tmp_path / "wh"), *flags])
+    assert settings_from(args).allowed_locations == {"default": ("file:/srv/a", "file:/srv/b")}
+    with pytest.raises(ValueError, match="unknown warehouse"):
+        replace(settings_from(args), allowed_locations={"nope": ("file:/srv/a",)}).open_warehouses()
