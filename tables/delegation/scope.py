@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iceshelf.tables.errors import ForbiddenError
-from iceshelf.tables.locations import data_path, fresh_default_of, location_key_problem
+from iceshelf.tables.locations import fresh_default_of, location_key_problem, namespace_location
 from iceshelf.tables.names import Identifier, Namespace
 from iceshelf.tables.objectstore import ObjectStore, normalize_uri
 
@@ -42,7 +42,7 @@ class TableScope:
 def table_scope(store: ObjectStore, namespace: Namespace, location: str) -> TableScope:
     """The scope of a table at ``location`` in namespace ``namespace`` of the S3 warehouse ``store``."""
     location = normalize_uri(location).rstrip("/")  # s3a://, unreserved escapes: as every location check reads them
-    namespace_dir = store.uri(data_path(namespace[:-1], namespace[-1])) + "/"  # a namespace's directory: its levels, quoted
+    namespace_dir = namespace_location(store, namespace) + "/"
     if not location.startswith(namespace_dir) or not location.startswith("s3://"):
         raise ForbiddenError(
             f"Storage access is delegated only for tables located in their namespace's directory {namespace_dir}; "
