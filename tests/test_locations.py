@@ -29,7 +29,7 @@ from iceshelf.catalog.cli import build_parser
 from iceshelf.catalog.cli.flags import settings_from
 from iceshelf.catalog.settings import Settings
 from iceshelf.tables.objectstore import normalize_uri
-from tests.clients import unique_name
+from tests.clients import CatalogEnv, unique_name
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False))
 SCHEMA_DOC = json.loads(SCHEMA.model_dump_json())
@@ -214,3 +214,29 @@ def test_allowed_locations_from_the_environment_and_the_serve_flag(monkeypatch: 
     assert settings_from(args).allowed_locations == {"default": ("file:/srv/a", "file:/srv/b")}
     with pytest.raises(ValueError, match="unknown warehouse"):
         replace(settings_from(args), allowed_locations={"nope": ("file:/srv/a",)}).open_warehouses()
+
+
+def test_an_s3_warehouse_with_another_bucket_allowed(seaweed, tmp_path: Path) -> None:
+    """On S3 an allowed location is another bucket (same endpoint and keys): tables live there, the
+    server's purge reaches them, and a bucket not allowed is refused."""
+    home, allowed, other = seaweed.create_bucket(), seaweed.create_bucket(), seaweed.create_bucket()
+    env = CatalogEnv("s3", None, f"s3://{home}/wh", seaweed)  # type: ignore[arg-type]
+    server_env = {**env.s3_env(), "ICESHELF_ALLOWED_LOCATIONS": f"s3a://{allowed}/tables"}  # Hadoop's spelling
+    env.server = start_iceshelf(env.warehouse, tmp_path, server_env)
+    try:
+        catalog, ns = env.catalog(), unique_name()
+        catalog.create_namespace(ns)
+        table = catalog.create_table(f"{ns}.t", SCHEMA, location=f"s3://{allowed}/tables/{ns}/t")
+        table.append(pa.table({"id": pa.array([1, 2], pa.int64())}))
+        assert catalog.load_table(f"{ns}.t").scan().to_arrow()["id"].to_pylist() == [1, 2]
+        s3 = seaweed.client()
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=allowed, Prefix=f"tables/{ns}/t/").get("Contents", [])]
+        assert any(k.endswith(".parquet") for k in keys) and any(k.endswith(".metadata.json") for k in keys)
+        with httpx.Client(base_url=f"{env.url}/v1/default", timeout=30) as http:
+            body = {"name": "o", "schema": SCHEMA_DOC, "location": f"s3://{other}/{ns}/o"}
+            outside = http.post(f"/namespaces/{ns}/tables", json=body)
+            assert "must lie inside" in error(outside, 400)
+            assert http.delete(f"/namespaces/{ns}/tables/t", params={"purgeRequested": "true"}).status_code == 204
+        assert not s3.list_objects_v2(Bucket=allowed, Prefix=f"tables/{ns}/t/").get("Contents")
+    finally:
+        env.server.stop()
