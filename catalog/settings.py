@@ -20,18 +20,36 @@ from iceshelf.tables.warehouses import Warehouses
 DEFAULT_WAREHOUSE = "default"
 
 
-def parse_warehouses(specs: list[str] | str) -> dict[str, str]:
-    """``[NAME=]LOCATION`` entries, comma-separated in the environment; an unnamed one is ``default``."""
+def _named_locations(specs: list[str] | str) -> list[tuple[str, str]]:
+    """``[NAME=]LOCATION`` entries (comma-separated in the environment) as (name, location); an unnamed
+    one is the ``default`` warehouse's. A ``:`` or ``/`` before the ``=`` means it is part of a location."""
     if isinstance(specs, str):
         specs = [s for s in specs.split(",") if s.strip()]
-    out: dict[str, str] = {}
+    named = []
     for spec in specs:
         name, sep, location = spec.partition("=")
-        if not sep or "://" in name or "/" in name:
+        if not sep or ":" in name or "/" in name:
             name, location = DEFAULT_WAREHOUSE, spec
+        named.append((name.strip(), location.strip()))
+    return named
+
+
+def parse_warehouses(specs: list[str] | str) -> dict[str, str]:
+    """``[NAME=]LOCATION`` entries, comma-separated in the environment; an unnamed one is ``default``."""
+    out: dict[str, str] = {}
+    for name, location in _named_locations(specs):
         if name in out:
             raise ValueError(f"warehouse {name!r} given twice")
-        out[name.strip()] = location.strip()
+        out[name] = location
+    return out
+
+
+def parse_allowed_locations(specs: list[str] | str) -> dict[str, tuple[str, ...]]:
+    """``[NAME=]URI`` entries, comma-separated in the environment: where warehouse NAME's tables and views
+    may live besides its root (an unnamed one is the ``default`` warehouse's)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, location in _named_locations(specs):
+        out[name] = (*out.get(name, ()), location)
     return out
 
 
@@ -43,6 +61,9 @@ class Settings:
     #: Warehouse name -> location (a directory or ``s3://bucket[/prefix]``).
     warehouses: dict[str, str] = field(default_factory=lambda: {DEFAULT_WAREHOUSE: "./warehouse"})
     default_warehouse: str = DEFAULT_WAREHOUSE
+    #: Warehouse name -> locations outside its root where its tables and views may also live
+    #: (same backend; ``iceshelf.tables.objectstore.mounted``). None by default: only the warehouse.
+    allowed_locations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8181
     log_level: str = "info"
@@ -65,7 +86,7 @@ class Settings:
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def open_warehouses(self) -> Warehouses:
-        return Warehouses.open(self.warehouses, self.default_warehouse, self.s3, self.commit)
+        return Warehouses.open(self.warehouses, self.default_warehouse, self.s3, self.commit, self.allowed_locations)
 
     def sql_engine(self) -> EngineConfig:
         return EngineConfig(self.sql, self.s3, self.url)
@@ -81,6 +102,8 @@ class Settings:
         base = replace(base, commit=CommitSettings.from_env(env))
         if "ICESHELF_WAREHOUSE" in env:
             base = replace(base, warehouses=parse_warehouses(env["ICESHELF_WAREHOUSE"]))
+        if "ICESHELF_ALLOWED_LOCATIONS" in env:
+            base = replace(base, allowed_locations=parse_allowed_locations(env["ICESHELF_ALLOWED_LOCATIONS"]))
         if "ICESHELF_HOST" in env:
             base = replace(base, host=env["ICESHELF_HOST"])
         if "ICESHELF_PORT" in env:

@@ -87,7 +87,7 @@ def check(sql: str, dialect: str = "duckdb", *, read_only: bool = False, namespa
         text = text[match.end() :]
     if (shown := show_query(text, namespace)) is not None:
         text, dialect = shown, "duckdb"
-    tree = _parse_one(text, dialect)
+    tree = _parse_one(text, dialect, skipped=None if shown else sql[: len(sql or "") - len(text)])
     update_type = _classify(tree)
     if update_type is not None:
         if explain:
@@ -115,14 +115,33 @@ def bind_execute_immediate(text: str, dialect: str) -> str | None:
     return tree.sql(dialect=dialect)
 
 
-def _parse_one(text: str, dialect: str) -> exp.Expression:
+def _parse_one(text: str, dialect: str, skipped: str | None = "") -> exp.Expression:
+    """One statement of ``text``; ``skipped`` is what came before it in the client's SQL (comments, ``EXPLAIN``),
+    so a syntax error says where it is in what the client sent (``None``: generated text, no position)."""
     try:
         statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
     except (ParseError, TokenError) as err:
         raise SqlRefusedError(f"Syntax error: {_first_line(err)}") from None
     if len(statements) != 1:
         raise SqlRefusedError(f"Exactly one SQL statement is allowed, got {len(statements)}")
+    if _bare_expression(statements[0]):
+        # sqlglot reads a lone expression as a statement: ``SELEC kind`` is the column SELEC aliased kind.
+        first = sqlglot.tokenize(text, read=dialect)[0]
+        where = "" if skipped is None else _position(skipped + text[: first.start])
+        raise SqlRefusedError(f"Syntax error: {first.text!r} does not start a SQL statement.{where}")
     return statements[0]
+
+
+def _position(before: str) -> str:
+    """Line and column (from 1) of the character after ``before``, in sqlglot's words."""
+    column = len(before) - before.rfind("\n")  # rfind is -1 on the first line
+    line = before.count("\n") + 1
+    return f" Line {line}, Col: {column}."
+
+
+def _bare_expression(tree: exp.Expression) -> bool:
+    """A value, column or alias on its own: no statement keyword, so a misspelt one (``SELEC``)."""
+    return isinstance(tree, (exp.Condition, exp.Alias)) and not isinstance(tree, exp.Query)
 
 
 def _classify(tree: exp.Expression) -> str | None:

@@ -54,8 +54,9 @@ class EngineConfig:
 def _allowed_locations(warehouses: Warehouses, url: str) -> list[str]:
     allowed = [url.rstrip("/") + "/"]
     for table_store in warehouses.tables.values():
-        root = table_store.objects.root_uri.rstrip("/") + "/"
-        allowed.append(unquote(urlparse(root).path) if root.startswith("file:") else root)
+        for root in table_store.objects.root_uris:  # the warehouse's and its allowed locations'
+            root = root.rstrip("/") + "/"
+            allowed.append(unquote(urlparse(root).path) if root.startswith("file:") else root)
     return allowed
 
 

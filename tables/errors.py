@@ -26,7 +26,8 @@ class BadRequestError(ValueError):
 
 
 class InvalidArgumentError(BadRequestError):
-    """An argument the reference refuses with ``IllegalArgumentException`` (a type, an id, a default)."""
+    """An argument the reference implementation refuses with ``IllegalArgumentException``: a 400 whose
+    ErrorModel type is that name, so a Java client raises the same exception as against Iceberg's own catalog."""
 
 
 class UnprocessableEntityError(ValueError):

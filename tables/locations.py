@@ -3,7 +3,9 @@
 Every guard against deleting another table's files relies on the functions here, so nothing else
 computes a location's key prefix or decides whether a location is usable:
 
-* inside the warehouse, as a plain relative key outside the catalog's own state (``location_key``);
+* inside the warehouse or one of its allowed locations (``ICESHELF_ALLOWED_LOCATIONS``, mounted in the
+  warehouse's store by ``iceshelf.tables.objectstore.mounted``), as a plain relative key outside the
+  catalog's own state, and never around the warehouse itself (``location_key``, ``check_inside``);
 * never nesting with or coinciding with another table's or view's location (``check_unshared``);
 * deletions reach only below a location's own prefix (``deletable_prefix``).
 
@@ -27,7 +29,8 @@ from urllib.parse import quote
 
 from iceshelf.tables.errors import BadRequestError
 from iceshelf.tables.names import RESERVED, Identifier, Namespace
-from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.objectstore import ObjectStore, normalize_uri
+from iceshelf.tables.objectstore.mounted import MOUNTS
 
 #: The suffix ``default_location`` gives a table's directory: a uuid4 in hex, ending the location.
 _FRESH_SUFFIX = re.compile(r"[0-9a-f]{32}(?=/|$)")
@@ -40,6 +43,10 @@ def location_key_problem(key: str) -> str | None:
     location is ``_catalog`` would write its files among the pointers, and a purge would delete them all.
     """
     parts = key.rstrip("/").split("/")
+    if parts[0] == MOUNTS:  # a file in an allowed location: the same rules, below that location
+        parts = parts[2:]
+        if not parts:
+            return "an allowed location itself is not a table's location, only directories in it are"
     if "\x00" in key or any(part in ("", ".", "..") for part in parts):
         return "empty, '.' and '..' path segments and NUL are not allowed"
     if parts[0] in RESERVED:
@@ -51,9 +58,16 @@ def location_key_problem(key: str) -> str | None:
     return None
 
 
-def data_path(namespace: Namespace, name: str) -> str:
-    """Relative path of a new table's or view's default location (readable, and unique per object)."""
-    return "/".join(quote(p, safe="") for p in (*namespace, name))
+def data_path(namespace: Namespace, name: str | None = None) -> str:
+    """Relative path of a new table's or view's default location (readable, and unique per object),
+    or without ``name`` of the namespace's directory."""
+    return "/".join(quote(p, safe="") for p in (*namespace, *([name] if name is not None else [])))
+
+
+def namespace_location(store: ObjectStore, namespace: Namespace) -> str:
+    """The directory the default locations of a namespace's tables and views lie in, as ``loadNamespace``
+    reports it when the namespace has no ``location`` property (clients such as Trino place tables there)."""
+    return store.uri(data_path(namespace))
 
 
 def default_location(store: ObjectStore, ident: Identifier) -> str:
@@ -68,19 +82,32 @@ def fresh_default_of(store: ObjectStore, ident: Identifier, uri: str) -> str | N
     return stem + fresh[0] if fresh else None
 
 
-def location_key(store: ObjectStore, location: str, what: str = "location") -> str:
-    """The store key of a location a client named, or a 400 if it is outside the warehouse or unusable."""
+def location_key(store: ObjectStore, location: str, what: str = "location", shown: str | None = None) -> str:
+    """The store key of a location a client named, or a 400 if it is outside the warehouse (and its allowed
+    locations) or unusable. ``shown`` is the location as the client named it, if ``location`` was derived."""
+    shown = shown or location
     key = store.key_of(location)
     if key is None:
-        raise BadRequestError(f"{what[0].upper() + what[1:]} {location} must lie inside the warehouse {store.root_uri}")
+        where = f"the warehouse {store.root_uri}"
+        if allowed := store.root_uris[1:]:
+            where += f" or one of its allowed locations {', '.join(allowed)}"
+        raise BadRequestError(f"{what[0].upper() + what[1:]} {shown} must lie inside {where}")
     if problem := location_key_problem(key):
-        raise BadRequestError(f"Invalid {what} {location}: {problem}")
+        raise BadRequestError(f"Invalid {what} {shown}: {problem}")
     return key
+
+
+def _contains_warehouse(store: ObjectStore, location: str) -> bool:
+    """An allowed location may contain the warehouse root: a table there would own the catalog's state."""
+    return (normalize_uri(store.root_uri).rstrip("/") + "/").startswith(normalize_uri(location).rstrip("/") + "/")
 
 
 def check_inside(store: ObjectStore, location: str, what: str) -> None:
     """A table's or view's directory ``location`` must be usable: files below it get ``location_key``s."""
-    location_key(store, location.rstrip("/") + "/x", what)
+    location_key(store, location.rstrip("/") + "/x", what, location)
+    location_key(store, location.rstrip("/") + "/", what, location)  # not a root: the warehouse's or an allowed location's
+    if _contains_warehouse(store, location):
+        raise BadRequestError(f"Invalid {what} {location}: it contains the warehouse {store.root_uri}")
 
 
 def _prefix(store: ObjectStore, location: str) -> str | None:
@@ -92,7 +119,7 @@ def deletable_prefix(store: ObjectStore, location: str) -> str | None:
     deleting under it would be unsafe: outside the warehouse, the warehouse root, or the catalog's state
     (a registered metadata file can name any location)."""
     prefix = _prefix(store, location)
-    if not prefix or prefix == "/" or location_key_problem(prefix):
+    if not prefix or prefix == "/" or location_key_problem(prefix) or _contains_warehouse(store, location):
         return None
     return prefix
 
@@ -110,6 +137,9 @@ class WarehouseLocations:
 
     def default(self, ident: Identifier) -> str:
         return default_location(self.store, ident)
+
+    def namespace_default(self, namespace: Namespace) -> str:
+        return namespace_location(self.store, namespace)
 
     def check(self, ident: Identifier, location: str, what: str = "table location") -> None:
         """A location a client chose for ``ident`` (create, ``set-location``): usable and its own."""

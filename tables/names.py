@@ -12,15 +12,17 @@ from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 from iceshelf.tables.errors import BadRequestError
+from iceshelf.tables.objectstore.mounted import MOUNTS
 
 Namespace = tuple[str, ...]
 
 #: The folder of the catalog's own state in a warehouse (``iceshelf.tables.state.keys`` lays it out).
 CATALOG_DIR = "_catalog"
 _UNIT_SEPARATOR = "\x1f"
-#: First path segments that belong to the warehouse itself: the catalog's state, the local backend's locks.
-#: No table location may lie under them, and no namespace may be named so (its tables' default locations would).
-RESERVED = (CATALOG_DIR, ".iceshelf")
+#: First path segments that belong to the warehouse itself: the catalog's state, the local backend's locks,
+#: the keys of allowed locations (``objectstore/mounted.py``). No table location may lie under them, and no
+#: namespace may be named so (its tables' default locations would).
+RESERVED = (CATALOG_DIR, ".iceshelf", MOUNTS)
 MAX_NAME_LENGTH = 255
 #: Bytes of a name / a whole namespace once percent-encoded into a key segment. A segment must fit a
 #: file name (255 bytes on common filesystems) with its ``.json`` suffix, and a table or view

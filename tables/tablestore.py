@@ -114,7 +114,7 @@ class TableStore:
     def create_table(self, ident: Identifier, metadata: TableMetadata) -> LoadedTable:
         self.namespaces.require_open(ident.namespace)
         if (existing := self.entries.read(ident)) is not None:
-            raise already_exists(existing.pointer.kind, ident)
+            raise already_exists(existing.pointer.kind, ident, "table")
         written = self.files.write(metadata, None)
         self.entries.place(ident, Pointer("table", written.location), lambda: self.files.delete(written.location))
         return LoadedTable(ident, written)
@@ -124,7 +124,7 @@ class TableStore:
         name must be free and the location ready for the files the client writes before that commit."""
         self.namespaces.require_open(ident.namespace)
         if (existing := self.entries.read(ident)) is not None:
-            raise already_exists(existing.pointer.kind, ident)
+            raise already_exists(existing.pointer.kind, ident, "table")
         for directory in ("metadata", "data"):
             self.objects.ensure_prefix(self.files.key(f"{metadata.location}/{directory}"))
         return metadata
@@ -132,8 +132,7 @@ class TableStore:
     def load_table(self, ident: Identifier) -> LoadedTable:
         current = self.entries.read(ident)
         if current is None or current.pointer.kind != "table":
-            self._require_namespace(ident.namespace)
-            raise not_found(ident)
+            raise not_found(ident)  # the spec's only 404 here, also in a missing namespace (Java's metadata-table fallback needs it)
         return LoadedTable(ident, self.files.read(current.pointer.metadata_location))
 
     def table_exists(self, ident: Identifier) -> bool:
@@ -159,7 +158,6 @@ class TableStore:
         for attempt in range(self.committer.attempts):
             current = self.entries.read_settled(ident)
             if current is None or current.pointer.kind != "table":
-                self._require_namespace(ident.namespace)
                 raise not_found(ident)
             last = LoadedTable(ident, self.files.read(current.pointer.metadata_location))
             try:
@@ -189,13 +187,13 @@ class TableStore:
         self.locations.check_unshared(ident, file.metadata.location)
         if overwrite and (current := self.entries.read_settled(ident)) is not None:
             if current.pointer.kind != "table":
-                raise already_exists(current.pointer.kind, ident)
+                raise already_exists(current.pointer.kind, ident, "table")
             self.entries.swing(ident, current.etag, current.pointer.at(metadata_location))
             return LoadedTable(ident, file)
         try:
             self.entries.create(ident, Pointer("table", metadata_location))
         except EntryExists as exists:
-            raise already_exists(exists.kind, ident) from None
+            raise already_exists(exists.kind, ident, "table") from None
         return LoadedTable(ident, file)
 
     def rename_table(self, source: Identifier, target: Identifier) -> None:

@@ -30,6 +30,10 @@ from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.state.pointer import Pointer, VersionedPointer
 
 
+#: Java's ``ViewProperties.WRITE_METADATA_LOCATION``: where a view's metadata files go instead of ``<location>/metadata``.
+WRITE_METADATA_PATH = "write.metadata.path"
+
+
 class ViewFiles:
     """View metadata files: written once with ``Create``, named like tables' (``NNNNN-<uuid>.metadata.json``)."""
 
@@ -46,7 +50,7 @@ class ViewFiles:
         return ViewFile(location, metadata, raw)
 
     def write(self, metadata: ViewMetadata, previous: str | None) -> ViewFile:
-        location = next_metadata_location(metadata.location, previous)
+        location = next_metadata_location(metadata.location, previous, metadata.properties.get(WRITE_METADATA_PATH))
         raw = metadata.model_dump_json().encode()
         self.store.put(self.key(location), raw, CREATE)
         return ViewFile(location, metadata, raw)
@@ -79,8 +83,7 @@ class ViewStore:
     def _pointer(self, ident: Identifier) -> VersionedPointer:
         current = self.entries.read(ident)
         if current is None or current.pointer.kind != "view":
-            self.namespaces.load(ident.namespace)  # a missing namespace answers as such
-            raise not_found(ident)
+            raise not_found(ident)  # the spec's only 404 here, also in a missing namespace
         return current
 
     def create_view(
@@ -93,12 +96,20 @@ class ViewStore:
     ) -> LoadedView:
         self.namespaces.require_open(ident.namespace)
         if (current := self.entries.read(ident)) is not None:
-            raise already_exists(current.pointer.kind, ident)
+            raise already_exists(current.pointer.kind, ident, "view")
         location = (location or self.locations.default(ident)).rstrip("/")
         self.locations.check(ident, location, "view location")
-        written = self.files.write(new_view_metadata(location, schema, version, dict(properties or {})), None)
+        metadata = new_view_metadata(location, schema, version, dict(properties or {}))
+        self._check_metadata_path(ident, metadata, None)
+        written = self.files.write(metadata, None)
         self.entries.place(ident, Pointer("view", written.location), lambda: self.files.delete(written.location))
         return LoadedView(ident, written)
+
+    def _check_metadata_path(self, ident: Identifier, metadata: ViewMetadata, base: ViewMetadata | None) -> None:
+        """A ``write.metadata.path`` the client set must be a usable location of its own, as a view location is."""
+        path = metadata.properties.get(WRITE_METADATA_PATH)
+        if path and (base is None or path != base.properties.get(WRITE_METADATA_PATH)):
+            self.locations.check(ident, path.rstrip("/"), f"view {WRITE_METADATA_PATH}")
 
     def load_view(self, ident: Identifier) -> LoadedView:
         return LoadedView(ident, self.files.read(self._pointer(ident).pointer.metadata_location))
@@ -138,7 +149,7 @@ class ViewStore:
         try:
             self.entries.create(ident, Pointer("view", metadata_location))
         except EntryExists as exists:
-            raise already_exists(exists.kind, ident) from None
+            raise already_exists(exists.kind, ident, "view") from None
         return LoadedView(ident, file)
 
     def replace_view(
@@ -159,6 +170,7 @@ class ViewStore:
                 return LoadedView(ident, base)
             if updated.location != base.metadata.location:
                 self.locations.check(ident, updated.location, "view location")
+            self._check_metadata_path(ident, updated, base.metadata)
             written = self.files.write(updated, base.location)
             try:
                 self.entries.publish(ident, current, current.pointer.at(written.location))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iceshelf.tables.errors import NoSuchWarehouseError
-from iceshelf.tables.objectstore import open_store
+from iceshelf.tables.objectstore import open_warehouse_store
 from iceshelf.tables.settings import CommitSettings, S3Settings
 from iceshelf.tables.tablestore import TableStore
 
@@ -16,10 +16,23 @@ class Warehouses:
     default: str
 
     @classmethod
-    def open(cls, locations: dict[str, str], default: str, s3: S3Settings, commit: CommitSettings) -> "Warehouses":
-        """``locations``: warehouse name -> a directory or ``s3://bucket[/prefix]``."""
+    def open(
+        cls,
+        locations: dict[str, str],
+        default: str,
+        s3: S3Settings,
+        commit: CommitSettings,
+        allowed_locations: dict[str, tuple[str, ...]] | None = None,
+    ) -> "Warehouses":
+        """``locations``: warehouse name -> a directory or ``s3://bucket[/prefix]``; ``allowed_locations``:
+        warehouse name -> the locations outside its root where its tables and views may also live."""
+        allowed_locations = allowed_locations or {}
+        if unknown := set(allowed_locations) - set(locations):
+            raise ValueError(f"allowed locations given for unknown warehouse(s) {sorted(unknown)}")
         tables = {
-            name: TableStore(name, open_store(location, s3), commit.attempts, commit.group_commit)
+            name: TableStore(
+                name, open_warehouse_store(location, s3, allowed_locations.get(name, ())), commit.attempts, commit.group_commit
+            )
             for name, location in locations.items()
         }
         return cls(tables, default)

@@ -24,12 +24,15 @@ from iceshelf.tables.objectstore import (
     CREATE,
     OVERWRITE,
     ObjectAlreadyExists,
+    ObjectMeta,
     ObjectNotFound,
     ObjectStore,
     PreconditionFailed,
     Update,
+    normalize_uri,
 )
 from iceshelf.tables.objectstore.local import LocalStore
+from iceshelf.tables.objectstore.mounted import MOUNTS, MountedStore
 from iceshelf.tables.objectstore.memory import MemoryStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -368,6 +371,89 @@ class TestMemoryStore(StoreConformance):
     @pytest.fixture
     def store(self) -> ObjectStore:
         return MemoryStore()
+
+
+class TestMountedStore(StoreConformance):
+    """A warehouse store with an allowed location mounted beside it honours the same contract, in both."""
+
+    @pytest.fixture(params=["warehouse", "mount"])
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+        mounted = MountedStore(LocalStore(tmp_path / "wh"), [LocalStore(tmp_path / "allowed")])
+        return mounted if request.param == "warehouse" else _Prefixed(mounted, f"{MOUNTS}/0/")
+
+    def test_keys_map_to_the_mount_and_back(self, tmp_path: Path) -> None:
+        mounted = MountedStore(LocalStore(tmp_path / "wh"), [LocalStore(tmp_path / "allowed")])
+        key = mounted.key_of(f"file:{tmp_path}/allowed/t/data/f.parquet")
+        assert key == f"{MOUNTS}/0/t/data/f.parquet"
+        mounted.put(key, b"x")
+        assert (tmp_path / "allowed" / "t" / "data" / "f.parquet").read_bytes() == b"x"
+        assert mounted.uri(key) == (tmp_path / "allowed").as_uri() + "/t/data/f.parquet"
+        assert [m.key for m in mounted.list(f"{MOUNTS}/0/t/")] == [key]
+        assert mounted.list_page("") == []  # a warehouse listing never reaches into a mount
+        assert mounted.key_of(f"file://{tmp_path}/wh/t") == "t"
+        assert mounted.key_of(f"file://{tmp_path}/wh/{MOUNTS}/0/t") is None  # not a back door into a mount
+        assert mounted.key_of(f"file://{tmp_path}/elsewhere/t") is None
+
+    def test_mounts_may_not_nest_or_lie_in_the_warehouse(self, tmp_path: Path) -> None:
+        home = LocalStore(tmp_path / "wh")
+        with pytest.raises(ValueError, match="inside the warehouse"):
+            MountedStore(home, [LocalStore(tmp_path / "wh" / "sub")])
+        with pytest.raises(ValueError, match="nest"):
+            MountedStore(home, [LocalStore(tmp_path / "a"), LocalStore(tmp_path / "a" / "b")])
+        MountedStore(LocalStore(tmp_path / "around" / "wh"), [LocalStore(tmp_path / "around")])  # around it is fine
+
+
+class _Prefixed(ObjectStore):
+    """The conformance suite's keys, placed below ``prefix`` of ``inner`` (a mount's key space)."""
+
+    def __init__(self, inner: ObjectStore, prefix: str) -> None:
+        self.inner, self.prefix, self.root_uri = inner, prefix, inner.root_uri
+
+    def get(self, key):
+        return self.inner.get(self.prefix + key)
+
+    def head(self, key):
+        meta = self.inner.head(self.prefix + key)
+        return ObjectMeta(meta.key.removeprefix(self.prefix), meta.size, meta.etag, meta.last_modified_ms)
+
+    def put(self, key, data, mode=OVERWRITE):
+        return self.inner.put(self.prefix + key, data, mode)
+
+    def delete(self, key):
+        self.inner.delete(self.prefix + key)
+
+    def list_page(self, prefix, start_after=None, limit=1000):
+        after = None if start_after is None else self.prefix + start_after
+        return [
+            ObjectMeta(m.key.removeprefix(self.prefix), m.size, m.etag, m.last_modified_ms)
+            for m in self.inner.list_page(self.prefix + prefix, after, limit)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("spelling", "normal"),
+    [
+        ("file:/srv/wh/t", "file:///srv/wh/t"),  # Java's File.toURI(), Hadoop
+        ("file:///srv/wh/t", "file:///srv/wh/t"),
+        ("file://localhost/srv/wh/t", "file:///srv/wh/t"),
+        ("FILE:/srv/wh/%7euser/%41", "file:///srv/wh/~user/A"),  # unreserved escapes decoded
+        ("file:///srv/wh/a%2fb", "file:///srv/wh/a%2Fb"),  # a reserved one stays escaped (one segment)
+        ("file://otherhost/srv/wh", "file://otherhost/srv/wh"),  # another machine's file: not ours
+        ("s3a://bucket/wh/t", "s3://bucket/wh/t"),
+        ("s3://bucket/wh/t", "s3://bucket/wh/t"),
+        ("/srv/wh/t", "/srv/wh/t"),  # not a URI
+    ],
+)
+def test_normalize_uri(spelling: str, normal: str) -> None:
+    assert normalize_uri(spelling) == normal
+
+
+def test_key_of_reads_every_spelling_of_a_file_uri(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "wh")
+    for spelling in (f"file:{tmp_path}/wh/ns/t", f"file://{tmp_path}/wh/ns/t", f"file://localhost{tmp_path}/wh/ns/t"):
+        assert store.key_of(spelling) == "ns/t", spelling
+    assert store.key_of(f"file://otherhost{tmp_path}/wh/ns/t") is None
+    assert store.key_of(f"file:{tmp_path}/wh2/ns/t") is None
 
 
 class TestLocalStore(StoreConformance):

@@ -39,7 +39,13 @@ def test_namespaces(catalog_env: CatalogEnv) -> None:
     catalog.create_namespace((name, "child"))
     assert (name,) in catalog.list_namespaces()
     assert catalog.list_namespaces(name) == [(name, "child")]
-    assert catalog.load_namespace_properties(name) == {"owner": "analytics"}
+    # Unless the namespace sets one, the namespace's default location is reported: <warehouse root>/<name>.
+    root = store_of(catalog_env).root_uri
+    assert catalog.load_namespace_properties(name) == {"owner": "analytics", "location": f"{root.rstrip('/')}/{name}"}
+    assert catalog.load_namespace_properties((name, "child"))["location"] == f"{root.rstrip('/')}/{name}/child"
+    catalog.create_namespace(f"{name}_placed", {"location": "s3://elsewhere/x"})
+    assert catalog.load_namespace_properties(f"{name}_placed") == {"location": "s3://elsewhere/x"}
+    catalog.drop_namespace(f"{name}_placed")
     summary = catalog.update_namespace_properties(name, removals={"owner", "nope"}, updates={"tier": "gold"})
     assert (summary.removed, summary.updated, summary.missing) == (["owner"], ["tier"], ["nope"])
     assert catalog.namespace_exists((name, "child"))

@@ -227,6 +227,10 @@ REFUSALS = [
     ("duckdb", "INSERT INTO a.b.t VALUES (1)", "nested namespaces"),
     ("duckdb", "CREATE TABLE ns.t AS SELECT 1", "already exists"),
     ("duckdb", "SELECT 1 +", "Syntax error"),
+    # A misspelt keyword parses as a bare column alias: still a syntax error, and where it is.
+    ("trino", "SELEC kind FROM t", "Syntax error"),
+    ("duckdb", "SELEC kind", "Syntax error: 'SELEC' does not start a SQL statement. Line 1, Col: 1."),
+    ("trino", "\n  foo", "Syntax error: 'foo' does not start a SQL statement. Line 2, Col: 3."),
     ("duckdb", "", "Exactly one"),
     ("postgres", "SELECT 1", "Unknown dialect"),
 ]

@@ -15,8 +15,13 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 import trino
-from trino.exceptions import TrinoUserError
+from trino.auth import JWTAuthentication
+from trino.exceptions import TrinoAuthError, TrinoUserError
 
+from bench.servers.iceshelf import start_iceshelf
+from iceshelf.tables.access import Grant, PrincipalStore
+from iceshelf.tables.objectstore import open_store
+from iceshelf.tables.settings import S3Settings
 from tests.clients import CatalogEnv
 from tests.sql_client import SqlClient
 
@@ -155,3 +160,32 @@ def test_cancel_a_running_statement(catalog_env: CatalogEnv, items: str) -> None
         assert outcome and outcome[0] is not None  # the blocked execute() did not return rows
     finally:
         api.close()
+
+
+def test_token_recipes_of_docs_sql_md(tmp_path) -> None:
+    """docs/sql.md's recipes for a server with authentication on, as written there.
+
+    The ``trino`` client refuses to send credentials over plain HTTP (a ``TrinoAuthError`` before any
+    request): against ``http://`` it needs ``allow_insecure_auth=True`` (loopback, or TLS terminated in
+    front of Iceshelf), or the token sent as a header; over TLS ``JWTAuthentication`` works unchanged.
+    """
+    warehouse = str(tmp_path / "warehouse")
+    key = PrincipalStore(open_store(warehouse, S3Settings()), cache_s=0).create("me", [Grant.parse("admin:warehouse:*")]).api_key
+    server = start_iceshelf(warehouse, tmp_path, {"ICESHELF_AUTH": "on"})
+    try:
+        url = urlparse(server.url)
+        where = dict(host=url.hostname, port=url.port, user="me", catalog="default")
+
+        def select_one(**how) -> list:
+            cursor = trino.dbapi.connect(**where, **how).cursor()
+            cursor.execute("SELECT 1")
+            return cursor.fetchall()
+
+        with pytest.raises(TrinoAuthError, match="TLS/SSL is required"):
+            select_one(http_scheme="http", auth=JWTAuthentication(key))
+        assert select_one(http_scheme="http", auth=JWTAuthentication(key), allow_insecure_auth=True) == [[1]]
+        assert select_one(http_scheme="http", http_headers={"Authorization": f"Bearer {key}"}) == [[1]]
+        with pytest.raises(trino.exceptions.HttpError, match="401"):
+            select_one(http_scheme="http")
+    finally:
+        server.stop()

@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from iceshelf.catalog.settings import Settings, parse_warehouses
+from iceshelf.catalog.settings import Settings, parse_allowed_locations, parse_warehouses
 
 
 def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
     """Settings from the environment, then the warehouse and S3 flags every warehouse command takes."""
-    settings = Settings.from_env(warehouses=parse_warehouses(args.warehouse) if args.warehouse else None, s3=None, **overrides)
+    settings = Settings.from_env(
+        warehouses=parse_warehouses(args.warehouse) if args.warehouse else None,
+        allowed_locations=parse_allowed_locations(args.allowed_location) if args.allowed_location else None,
+        s3=None,
+        **overrides,
+    )
     return _with_s3_flags(settings, args)
 
 
@@ -34,6 +39,12 @@ def add_warehouse_flags(parser: argparse.ArgumentParser) -> None:
         "--warehouse",
         action="append",
         help="[NAME=]PATH or s3://bucket[/prefix]; repeat for several warehouses (env ICESHELF_WAREHOUSE)",
+    )
+    parser.add_argument(
+        "--allowed-location",
+        action="append",
+        help="[NAME=]URI outside warehouse NAME's root (default: the default warehouse) where its tables and views "
+        "may also live, on the same backend; repeat for several (env ICESHELF_ALLOWED_LOCATIONS, comma-separated)",
     )
     parser.add_argument("--s3-endpoint", help="S3 endpoint URL (env AWS_ENDPOINT_URL)")
     parser.add_argument("--s3-access-key-id", help="env AWS_ACCESS_KEY_ID")

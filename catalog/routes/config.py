@@ -11,11 +11,22 @@ from iceshelf.catalog.results import client_config
 router = APIRouter(tags=["configuration"])
 
 
+#: The routers that serve operations of the Iceberg REST spec (their OpenAPI tags); Iceshelf's own
+#: routes (maintenance, SQL) are documented extensions, and ``endpoints`` names only the spec's.
+SPEC_TAGS = frozenset({"namespaces", "tables", "transactions", "views", "signer"})
+
+
 def implemented_endpoints(app: FastAPI) -> list[str]:
-    """Derived from the app's own OpenAPI document, so the list can never claim what is not served."""
+    """The spec operations served, as the spec's ``METHOD /path`` strings.
+
+    Derived from the app's own OpenAPI document, so the list can never claim what is not served."""
     paths = app.openapi()["paths"]
     return sorted(
-        f"{method.upper()} {path}" for path, operations in paths.items() if path.startswith("/v1/{prefix}/") for method in operations
+        f"{method.upper()} {path}"
+        for path, operations in paths.items()
+        if path.startswith("/v1/{prefix}/")
+        for method, operation in operations.items()
+        if set(operation.get("tags", ())) <= SPEC_TAGS
     )
 
 

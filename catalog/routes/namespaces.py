@@ -46,7 +46,11 @@ def create_namespace(request: Request, prefix: str, body: CreateNamespaceRequest
 @router.get("/{namespace}", operation_id="loadNamespaceMetadata")
 def load_namespace(request: Request, prefix: str, namespace: str) -> JSONResponse:
     ns = namespace_param(namespace)
-    return JSONResponse({"namespace": list(ns), "properties": warehouse(request, prefix).namespaces.load(ns)})
+    tables = warehouse(request, prefix)
+    properties = tables.namespaces.load(ns)
+    if "location" not in properties:  # where its tables go by default, as Iceberg's catalogs report it
+        properties = {**properties, "location": tables.locations.namespace_default(ns)}
+    return JSONResponse({"namespace": list(ns), "properties": properties})
 
 
 @router.head("/{namespace}", operation_id="namespaceExists")

@@ -20,7 +20,6 @@ and deletes at once.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from iceshelf.compaction.jobs.reachability import FileSizes, Reachability
@@ -30,9 +29,6 @@ from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import ObjectStore
 from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.tablestore import LoadedTable, TableStore
-
-_SCHEME_ALIASES = re.compile(r"^s3[an]://")
-
 
 class UnmappableLocation(ValueError):
     """The metadata names a file by a location that cannot be matched to a key of this warehouse.
@@ -74,11 +70,9 @@ class Noncurrent:
 
 def referenced_key(store: ObjectStore, location: str) -> str:
     """The key of a location as a writer spelled it (``s3a://``, ``file:/x``, a bare path), or raise."""
-    candidates = [location, _SCHEME_ALIASES.sub("s3://", location)]
+    candidates = [location]  # store.key_of reads every spelling of a URI (normalize_uri); a bare path is none
     if location.startswith("/"):
         candidates.append(f"file://{location}")
-    elif location.startswith("file:/") and not location.startswith("file://"):
-        candidates.append(f"file://{location.removeprefix('file:')}")
     for candidate in candidates:
         if (key := store.key_of(candidate)) is not None:
             return key

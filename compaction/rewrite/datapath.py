@@ -116,7 +116,8 @@ class Engine:
         key = self.store.key_of(location)
         if key is None:
             return unquote(urlparse(location).path)
-        return os.path.join(unquote(urlparse(self.store.root_uri).path), key)
+        holder, key = self.store.resolve(key)  # the warehouse's own store or an allowed location's
+        return os.path.join(unquote(urlparse(holder.root_uri).path), key)
 
     def prepare_directory(self, location: str) -> str:
         """DuckDB creates an output directory but not its parents on a local disk."""

@@ -5,7 +5,9 @@ Both ways of handing it out -- vended credentials (``credentials.py``) and the r
 or registers it, so a writer of namespace ``a`` could point a table at the files of ``b.secret``;
 access is therefore delegated only for locations under the table's own namespace directory, where
 the namespace's writers could read and write everything anyway. Every default location is there;
-a table renamed into another namespace keeps its old location and gets no delegated access.
+a table renamed into another namespace keeps its old location and gets no delegated access, and so
+does a table in one of the warehouse's allowed locations outside its root (``ICESHELF_ALLOWED_LOCATIONS``):
+clients reach those with their own storage credentials.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iceshelf.tables.errors import ForbiddenError
-from iceshelf.tables.locations import data_path, fresh_default_of, location_key_problem
+from iceshelf.tables.locations import fresh_default_of, location_key_problem, namespace_location
 from iceshelf.tables.names import Identifier, Namespace
-from iceshelf.tables.objectstore import ObjectStore
+from iceshelf.tables.objectstore import ObjectStore, normalize_uri
 
 #: Wildcards in a policy's resource ARN or an S3 prefix condition would widen it to sibling tables.
 _WILDCARDS = frozenset("*?")
@@ -39,8 +41,8 @@ class TableScope:
 
 def table_scope(store: ObjectStore, namespace: Namespace, location: str) -> TableScope:
     """The scope of a table at ``location`` in namespace ``namespace`` of the S3 warehouse ``store``."""
-    location = location.rstrip("/")
-    namespace_dir = store.uri(data_path(namespace[:-1], namespace[-1])) + "/"  # a namespace's directory: its levels, quoted
+    location = normalize_uri(location).rstrip("/")  # s3a://, unreserved escapes: as every location check reads them
+    namespace_dir = namespace_location(store, namespace) + "/"
     if not location.startswith(namespace_dir) or not location.startswith("s3://"):
         raise ForbiddenError(
             f"Storage access is delegated only for tables located in their namespace's directory {namespace_dir}; "

@@ -59,12 +59,14 @@ LoadedTable = Loaded[TableMetadata]
 LoadedView = Loaded[ViewMetadata]
 
 
-def next_metadata_location(table_location: str, previous: str | None) -> str:
-    """``<location>/metadata/NNNNN-<uuid>.metadata.json``, one version past ``previous``."""
+def next_metadata_location(table_location: str, previous: str | None, metadata_dir: str | None = None) -> str:
+    """``<metadata_dir>/NNNNN-<uuid>.metadata.json``, one version past ``previous``; the directory is
+    ``<location>/metadata`` unless given (a view's ``write.metadata.path``)."""
     version = 0
     if previous is not None and (match := _VERSIONED.fullmatch(previous.rsplit("/", 1)[-1])):
         version = int(match.group(1)) + 1
-    return f"{table_location.rstrip('/')}/metadata/{version:05d}-{uuid.uuid4()}.metadata.json"
+    directory = metadata_dir or f"{table_location.rstrip('/')}/metadata"
+    return f"{directory.rstrip('/')}/{version:05d}-{uuid.uuid4()}.metadata.json"
 
 
 class MetadataFiles:

@@ -34,7 +34,7 @@ from pyiceberg.table.update import (
 from pyiceberg.typedef import IcebergBaseModel
 from pyiceberg.view.metadata import ViewHistoryEntry, ViewMetadata, ViewVersion
 
-from iceshelf.tables.errors import BadRequestError, CommitFailedException
+from iceshelf.tables.errors import BadRequestError, CommitFailedException, InvalidArgumentError
 
 #: ``schema-id`` / ``view-version-id`` meaning "the one added last in this change".
 LAST_ADDED = -1
@@ -208,8 +208,8 @@ class _Builder:
         if not any(s.schema_id == version.schema_id for s in self.schemas):
             raise BadRequestError(f"Cannot add version with unknown schema: {version.schema_id}")
         dialects = [r.root.dialect.lower() for r in version.representations]
-        if len(set(dialects)) != len(dialects):
-            raise BadRequestError(f"Invalid view version: cannot add multiple queries for one dialect: {dialects}")
+        if repeated := next((d for i, d in enumerate(dialects) if d in dialects[:i]), None):
+            raise InvalidArgumentError(f"Invalid view version: Cannot add multiple queries for dialect {repeated}")
         version_id = max([version.version_id, *(v.version_id + 1 for v in self.versions)])
         self.versions.append(version.model_copy(update={"version_id": version_id}))
         self.added_version_ids.add(version_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+from urllib.parse import unquote
+
 from iceshelf.tables.objectstore.base import (
     CREATE,
     OVERWRITE,
@@ -16,8 +19,24 @@ from iceshelf.tables.objectstore.base import (
     PreconditionFailed,
     PutMode,
     Update,
+    normalize_uri,
 )
 from iceshelf.tables.settings import S3Settings
+
+
+def open_warehouse_store(location: str, s3: S3Settings, allowed_locations: Sequence[str] = ()) -> ObjectStore:
+    """A warehouse's store; with ``allowed_locations``, each opened as a store of the same backend and
+    mounted beside the warehouse's (``iceshelf.tables.objectstore.mounted``)."""
+    home = open_store(location, s3)
+    if not allowed_locations:
+        return home
+    from iceshelf.tables.objectstore.mounted import MountedStore
+
+    mounts = [open_store(allowed, s3) for allowed in allowed_locations]
+    for allowed, mount in zip(allowed_locations, mounts):
+        if type(mount) is not type(home):
+            raise ValueError(f"allowed location {allowed} is not on the backend of the warehouse {home.root_uri}")
+    return MountedStore(home, mounts)
 
 
 def open_store(location: str, s3: S3Settings) -> ObjectStore:
@@ -33,7 +52,9 @@ def open_store(location: str, s3: S3Settings) -> ObjectStore:
         return MemoryStore(location)
     from iceshelf.tables.objectstore.local import LocalStore
 
-    return LocalStore(location.removeprefix("file://"))
+    if location.lower().startswith("file:"):
+        location = unquote(normalize_uri(location).removeprefix("file://"))
+    return LocalStore(location)
 
 
 __all__ = [
@@ -50,5 +71,7 @@ __all__ = [
     "PreconditionFailed",
     "PutMode",
     "Update",
+    "normalize_uri",
     "open_store",
+    "open_warehouse_store",
 ]

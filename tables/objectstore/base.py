@@ -8,8 +8,42 @@ check-then-write. Keys are ``/``-separated paths relative to the store's root.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass
 from typing import Iterator
+
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normalize_escape(match: re.Match[str]) -> str:
+    char = chr(int(match[1], 16))
+    return char if char in _UNRESERVED else f"%{match[1].upper()}"
+
+
+def normalize_uri(uri: str) -> str:
+    """The one spelling of a location URI that every location check and key mapping compares.
+
+    Hadoop's ``s3a://`` and ``s3n://`` are ``s3://``. RFC 8089 gives a local file several spellings -- ``file:/x`` (Java's ``File.toURI()``, Hadoop),
+    ``file:///x``, ``file://localhost/x`` -- which all become ``file:///x``; and, per RFC 3986 §6.2.2,
+    the scheme is lower-cased, percent-escapes are upper-cased and escapes of unreserved characters
+    decoded (``%7E`` is ``~``). Reserved characters stay escaped: ``a%2Fb`` is one path segment.
+    A URI naming another host (``file://server/x``) keeps its authority, and so matches no local store.
+    """
+    scheme, colon, rest = uri.partition(":")
+    if not colon or "/" in scheme:
+        return uri
+    scheme = scheme.lower()
+    if scheme in ("s3a", "s3n"):  # Hadoop's names for the same S3 objects
+        scheme = "s3"
+    if scheme == "file":
+        if rest.startswith("//"):
+            authority, slash, path = rest[2:].partition("/")
+            if authority.lower() in ("", "localhost"):
+                rest = "///" + path
+        elif rest.startswith("/"):
+            rest = "//" + rest
+    return _ESCAPE.sub(_normalize_escape, f"{scheme}:{rest}")
 
 
 class ObjectStoreError(Exception):
@@ -119,9 +153,21 @@ class ObjectStore(abc.ABC):
         return f"{self.root_uri.rstrip('/')}/{key}"
 
     def key_of(self, uri: str) -> str | None:
-        """The key for an absolute URI inside this store, or ``None`` if it lies outside."""
-        root = self.root_uri.rstrip("/") + "/"
+        """The key for an absolute URI inside this store, or ``None`` if it lies outside.
+
+        Both sides are compared in ``normalize_uri``'s spelling, so ``file:/wh/t`` is inside ``file:///wh``."""
+        root = normalize_uri(self.root_uri).rstrip("/") + "/"
+        uri = normalize_uri(uri)
         return uri[len(root):] if uri.startswith(root) else None
+
+    def resolve(self, key: str) -> tuple["ObjectStore", str]:
+        """The store that holds ``key`` and its key there: this one, unless it mounts others."""
+        return self, key
+
+    @property
+    def root_uris(self) -> tuple[str, ...]:
+        """Every root this store reaches: its own, and for a warehouse with allowed locations, theirs."""
+        return (self.root_uri,)
 
     def ensure_prefix(self, prefix: str) -> None:
         """Make ``prefix`` writable for clients that write files straight to the store, not through it.

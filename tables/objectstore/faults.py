@@ -99,3 +99,11 @@ class FaultyStore(ObjectStore):
 
     def key_of(self, uri: str) -> str | None:
         return self.inner.key_of(uri)
+
+    def resolve(self, key: str) -> tuple[ObjectStore, str]:
+        holder, inner_key = self.inner.resolve(key)
+        return (self, key) if holder is self.inner else (holder, inner_key)
+
+    @property
+    def root_uris(self) -> tuple[str, ...]:
+        return self.inner.root_uris

@@ -52,10 +52,17 @@ class EntryExists(Exception):
         self.kind = kind
 
 
-def already_exists(kind: Kind, ident: Identifier) -> Exception:
-    if kind == "view":
-        return ViewAlreadyExistsError(f"View already exists: {ident}")
-    return TableAlreadyExistsError(f"Table already exists: {ident}")
+def already_exists(found: Kind, ident: Identifier, wanted: Kind) -> Exception:
+    """The name is taken by a ``found``; Java's messages, which say when it is the other kind."""
+    error = ViewAlreadyExistsError if wanted == "view" else TableAlreadyExistsError
+    if found == wanted:
+        return error(f"{found.capitalize()} already exists: {ident}")
+    return error(f"{found.capitalize()} with same name already exists: {ident}")
+
+
+def rename_target_taken(found: Kind, source: Identifier, target: Identifier, wanted: Kind) -> Exception:
+    error = ViewAlreadyExistsError if wanted == "view" else TableAlreadyExistsError
+    return error(f"Cannot rename {source} to {target}. {found.capitalize()} already exists")
 
 
 class Entries:
@@ -254,7 +261,7 @@ class Entries:
                 backoff(attempt)
             except EntryExists as exists:
                 discard()
-                raise already_exists(exists.kind, ident) from None
+                raise already_exists(exists.kind, ident, pointer.kind) from None
             except NoSuchNamespaceError:
                 discard()
                 raise
@@ -317,7 +324,7 @@ class Entries:
             try:
                 pending = self.publish(target, None, current.pointer.pending_from(source))
             except EntryExists as exists:
-                raise already_exists(exists.kind, target) from None
+                raise rename_target_taken(exists.kind, source, target, kind) from None
             except PreconditionFailed:
                 backoff(attempt)
                 continue

@@ -1,0 +1,1 @@
+"""Java artifacts (resolved by Maven, never committed) and helpers to run them in tests."""
