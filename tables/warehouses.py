@@ -19,7 +19,7 @@ class Warehouses:
     def open(cls, locations: dict[str, str], default: str, s3: S3Settings, commit: CommitSettings) -> "Warehouses":
         """``locations``: warehouse name -> a directory or ``s3://bucket[/prefix]``."""
         tables = {
-            name: TableStore(name, open_store(location, s3), commit.attempts, commit.group_commit)
+            name: TableStore(name, open_store(location, s3), commit.attempts, commit.group_commit, commit.rebase_appends)
             for name, location in locations.items()
         }
         return cls(tables, default)
