@@ -33,7 +33,6 @@ from iceshelf.tables.errors import (
 from iceshelf.tables.locations import WarehouseLocations
 from iceshelf.tables.metadata.builder import MetadataBuilder
 from iceshelf.tables.metadata.files import MetadataFile, MetadataFiles
-from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import PreconditionFailed
 from iceshelf.tables.retry import backoff
 from iceshelf.tables.state.entries import Entries, EntryExists
@@ -144,7 +143,8 @@ class Committer:
 
     def _apply(self, change: TableChange, builder: MetadataBuilder) -> tuple[TableChange, str | None]:
         """Apply ``change`` to ``builder``; a pure append that lost only its branch head is rebased instead
-        of refused where the table opted in (``rebase.rebase_enabled``). Returns the change as applied (rebased or not) and the rebased manifest list, if any."""
+        of refused where the table opted in (``rebase.rebase_enabled``). Returns the change as applied
+        (rebased or not) and the rebased manifest list, if any."""
         try:
             apply_change(change, builder)
             return change, None
