@@ -1,21 +1,28 @@
 """Commit throughput: appends per second on ONE table with 1, 4 and 16 concurrent pyiceberg writers.
 
 Every Iceberg catalog answers a concurrent append with 409 and leaves the client to reload and
-retry, so success per attempt falls as writers are added. Iceshelf rebases a stale pure append on
-the server and applies concurrent commits to a table as one batch (``tables/commit/rebase.py``,
-``tables/commit/batching.py``): more writers should mean more throughput, not more conflicts. This
-measures it against SeaweedFS's own Iceberg REST catalog on the same SeaweedFS, in the same run.
+retry, as the spec says, so success per attempt falls as writers are added; Iceshelf does too by
+default. Opted in (``iceshelf.commit.rebase-appends=true``), it rebases a stale pure append on the
+server instead (``tables/commit/rebase.py``), and either way it applies concurrent commits to a table
+as one batch (``tables/commit/batching.py``). This measures both modes side by side, against
+SeaweedFS's own Iceberg REST catalog on the same SeaweedFS, in the same run.
 
 One throwaway SeaweedFS (``weed mini``, Iceberg catalog on) and, against it:
 
 ``iceshelf``
-    One Iceshelf server on an ``s3://`` warehouse in that SeaweedFS: the headline.
+    One Iceshelf server on an ``s3://`` warehouse in that SeaweedFS, the spec's default mode:
+    a stale append is a 409 that pyiceberg retries.
+``iceshelf_rebase``
+    The same server, on tables that opted in to the server-side rebase: the headline of the goals.
 ``seaweedfs_catalog``
     SeaweedFS's Iceberg REST catalog, a table bucket on the same SeaweedFS (set up by
     ``bench.targets``).
-``iceshelf_2_replicas``
+``iceshelf_2_replicas`` and ``iceshelf_2_replicas_rebase``
     Two Iceshelf servers on the same warehouse, writer *i* talking to replica *i mod 2*: group
-    commit within a replica, the pointer's compare-and-swap between them.
+    commit within a replica, the pointer's compare-and-swap between them; in each mode.
+
+The mode is a property of each window's fresh table, so both modes run on the same servers, in
+windows interleaved with each other's and the baseline's.
 
 Writers: separate processes (``bench.writers``: the client is CPU-bound, and 16 pyiceberg threads
 in one interpreter would measure its GIL), each with its own ``RestCatalog``, appending one-row
@@ -29,9 +36,11 @@ append latency and would penalise high writer counts). Failures and latencies co
 
 Figures per system and writer count: successful appends/s, failures, p50/p99 latency of a
 successful append (the whole ``table.append``, retries included), REST commit calls and 409s per
-successful append. Then ratios iceshelf/seaweedfs per writer count, and the issue's goals: at the
-top writer count >= 10x SeaweedFS's appends/s with 0 failures, and Iceshelf rising from the
-previous writer count to the top one.
+successful append, and the mode (``spec_default`` or ``rebase_appends``). Then ``modes``: per
+Iceshelf deployment and writer count, appends/s and failures in each mode and rebase over spec
+default; ratios over seaweedfs per writer count; and the goals of the rebase mode: at the top
+writer count >= 10x SeaweedFS's appends/s with 0 failures, and rising from the previous writer
+count to the top one.
 
 ``python -m bench.throughput [--quick] [--out bench-results/throughput.json]`` runs it alone;
 ``python -m bench`` runs it after the others (``--skip-throughput`` to leave it out).
@@ -69,7 +78,25 @@ NAMESPACE = "thrbench"
 ICESHELF_BUCKET = "iceshelf-throughput"
 SEAWEED_TABLE_BUCKET = "throughputcat"
 HEADLINE, BASELINE, REPLICAS = "iceshelf", "seaweedfs_catalog", "iceshelf_2_replicas"
+#: The same deployments on tables that opted in to the server-side rebase of stale appends.
+HEADLINE_REBASE, REPLICAS_REBASE = f"{HEADLINE}_rebase", f"{REPLICAS}_rebase"
+SPEC_DEFAULT, REBASE_APPENDS = "spec_default", "rebase_appends"
+REBASE_PROPERTIES = {"iceshelf.commit.rebase-appends": "true"}
 GOAL_RATIO = 10.0
+
+
+@dataclass(frozen=True)
+class System:
+    """A catalog under test: its replicas, the properties of the tables it appends to, its mode."""
+
+    targets: list[CatalogTarget]
+    properties: dict[str, str] = field(default_factory=dict)
+    mode: str | None = None  # Iceshelf's: SPEC_DEFAULT or REBASE_APPENDS
+
+
+def iceshelf_modes(name: str, targets: list[CatalogTarget]) -> dict[str, System]:
+    """One Iceshelf deployment in both modes: ``name`` (the spec's default) and ``name_rebase``."""
+    return {name: System(targets, {}, SPEC_DEFAULT), f"{name}_rebase": System(targets, REBASE_PROPERTIES, REBASE_APPENDS)}
 
 
 @dataclass
@@ -122,6 +149,7 @@ class Cell:
     """One system at one writer count, summed over its windows."""
 
     writers: int
+    mode: str | None = None
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
     errors: list[str] = field(default_factory=list)
@@ -158,6 +186,7 @@ class Cell:
         successes = len(self.latencies)
         out = {
             "writers": self.writers,
+            **({"mode": self.mode} if self.mode else {}),
             "appends_per_s": round(self.counted / self.seconds, 3) if self.seconds else 0.0,
             "successes": successes,  # all of them, ramp and drain included
             "counted": self.counted,
@@ -187,8 +216,9 @@ class Cell:
 # --------------------------------------------------------------------------- windows
 
 
-def _fresh_table(target: CatalogTarget, name: str) -> str:
-    """An empty table for one window, so every window of every system starts alike."""
+def _fresh_table(target: CatalogTarget, name: str, properties: dict[str, str]) -> str:
+    """An empty table for one window, so every window of every system starts alike (``properties``:
+    the mode)."""
     from pyiceberg.exceptions import NoSuchTableError
 
     catalog = target.catalog()
@@ -197,7 +227,7 @@ def _fresh_table(target: CatalogTarget, name: str) -> str:
         catalog.drop_table(identifier)
     except NoSuchTableError:
         pass
-    catalog.create_table(identifier, bench_schema())
+    catalog.create_table(identifier, bench_schema(), properties=properties)
     return identifier
 
 
@@ -230,7 +260,7 @@ def table_state(target: CatalogTarget, identifier: str, s3: BaseClient | None) -
 
 def run_window(
     pool: WriterPool,
-    replicas: list[CatalogTarget],
+    system: System,
     table: str,
     writers: int,
     seconds: float | None,
@@ -238,9 +268,10 @@ def run_window(
     probe: CpuProbe | None = None,
     s3: BaseClient | None = None,
 ) -> tuple[Window, TableState, dict[str, float]]:
-    """``writers`` writers on a fresh ``table``, writer *i* through ``replicas[i % len]``:
+    """``writers`` writers on a fresh ``table`` of ``system``, writer *i* through its replica *i mod n*:
     (window, the table afterwards, server CPU seconds used by role)."""
-    identifier = _fresh_table(replicas[0], table)
+    replicas = system.targets
+    identifier = _fresh_table(replicas[0], table, system.properties)
     tasks = [AppendTask(replicas[i % len(replicas)], identifier, i, seconds, max_appends) for i in range(writers)]
     window = pool.run(tasks, run_timeout=(seconds or 0) + 180, at_start=probe.start if probe else None)
     used = probe.used() if probe else {}
@@ -249,7 +280,7 @@ def run_window(
 
 def measure(
     pool: WriterPool,
-    systems: dict[str, list[CatalogTarget]],
+    systems: dict[str, System],
     cfg: ThroughputBenchConfig,
     results: Results,
     log: Log,
@@ -257,7 +288,7 @@ def measure(
     s3: BaseClient | None = None,
 ) -> dict[str, dict]:
     """Every (system, writer count) for ``cfg.seconds`` in ``cfg.rounds`` interleaved windows."""
-    cells = {name: {n: Cell(n) for n in cfg.writers} for name in systems}
+    cells = {name: {n: Cell(n, system.mode) for n in cfg.writers} for name, system in systems.items()}
     measured = cfg.seconds / max(1, cfg.rounds)
     failed: set[str] = set()
     for r in range(max(1, cfg.rounds)):
@@ -291,30 +322,46 @@ def measure(
 # --------------------------------------------------------------------------- ratios, goals, report
 
 
+def add_modes(benchmark: dict[str, Any], writers: tuple[int, ...]) -> None:
+    """Each Iceshelf deployment's two modes side by side, per writer count."""
+    modes = {}
+    for deployment in (HEADLINE, REPLICAS):
+        spec, rebase = benchmark.get(deployment, {}), benchmark.get(f"{deployment}_rebase", {})
+        if not spec and not rebase:
+            continue
+        per = {}
+        for n in map(str, writers):
+            rates = {SPEC_DEFAULT: spec.get(n, {}).get("appends_per_s"), REBASE_APPENDS: rebase.get(n, {}).get("appends_per_s")}
+            failures = {SPEC_DEFAULT: spec.get(n, {}).get("failures"), REBASE_APPENDS: rebase.get(n, {}).get("failures")}
+            per[n] = {"appends_per_s": rates, "failures": failures, "rebase_over_spec_default": ratio(rates[REBASE_APPENDS], rates[SPEC_DEFAULT])}
+        modes[deployment] = per
+    benchmark["modes"] = modes
+
+
 def add_ratios(benchmark: dict[str, Any], writers: tuple[int, ...]) -> None:
-    """iceshelf (and replicas) over seaweedfs per writer count, and the issue's goals at the top count."""
+    """Each Iceshelf system over seaweedfs per writer count, and the rebase mode's goals at the top count."""
 
     def rate(system: str, n: int) -> float | None:
         return benchmark.get(system, {}).get(str(n), {}).get("appends_per_s")
 
     ratios = {}
-    for system in (HEADLINE, REPLICAS):
+    for system in (HEADLINE, HEADLINE_REBASE, REPLICAS, REPLICAS_REBASE):
         per = {str(n): ratio(rate(system, n), rate(BASELINE, n)) for n in writers}
         if any(v is not None for v in per.values()):
             ratios[f"{system}_over_seaweedfs"] = per
     benchmark["ratios"] = ratios
     ordered = sorted(writers)
     top = ordered[-1]
-    goals: dict[str, Any] = {"writers": top}
-    headline_top = benchmark.get(HEADLINE, {}).get(str(top), {})
-    over = ratio(rate(HEADLINE, top), rate(BASELINE, top))
+    goals: dict[str, Any] = {"writers": top, "system": HEADLINE_REBASE}
+    headline_top = benchmark.get(HEADLINE_REBASE, {}).get(str(top), {})
+    over = ratio(rate(HEADLINE_REBASE, top), rate(BASELINE, top))
     if over is not None:
         goals.update({"iceshelf_over_seaweedfs": over, "at_least_10x": over >= GOAL_RATIO})
     if headline_top:
         goals.update({"iceshelf_failures": headline_top["failures"], "zero_failures": headline_top["failures"] == 0})
     if len(ordered) > 1:
         previous = ordered[-2]
-        rising = ratio(rate(HEADLINE, top), rate(HEADLINE, previous))
+        rising = ratio(rate(HEADLINE_REBASE, top), rate(HEADLINE_REBASE, previous))
         if rising is not None:
             goals.update({"rises_from": previous, f"iceshelf_{top}_over_{previous}": rising, "rising": rising > 1.0})
     benchmark["goals"] = goals
@@ -330,7 +377,7 @@ def summary_table(report: dict[str, Any]) -> str:
         return f"{'-' if value is None else format(value, spec):>10}"
 
     for system, by_writers in benchmark.items():
-        if system in ("ratios", "goals"):
+        if system in ("ratios", "goals", "modes"):
             continue
         for n, f in by_writers.items():
             lines.append(
@@ -338,6 +385,11 @@ def summary_table(report: dict[str, Any]) -> str:
                 f"{cell(f.get('p99_ms'), '.0f')}{cell(f.get('rest_commit_p50_ms'), '.0f')}"
                 f"{cell(f.get('commit_calls_per_append'), '.2f')}{cell(f.get('appends_per_metadata_version'), '.2f')}"
             )
+    for deployment, per in benchmark.get("modes", {}).items():
+        lines.append(
+            f"  {deployment} rebase over spec default: "
+            + ", ".join(f"{n} writers {f['rebase_over_spec_default']}x" for n, f in per.items())
+        )
     for name, per in benchmark.get("ratios", {}).items():
         lines.append(f"  {name}: " + ", ".join(f"{n} writers {v}x" for n, v in per.items()))
     lines.append(f"  goals: {benchmark.get('goals', {})}")
@@ -355,17 +407,24 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log: Log = print) -> dict[str
         servers = [iceshelf_on_s3(stack, seaweed, warehouse, logs) for _ in range(2 if cfg.replicas else 1)]
         client = iceshelf_client_props(seaweed)
         replicas = [iceshelf_target(f"iceshelf-{i}", server.url, client) for i, server in enumerate(servers)]
-        systems: dict[str, list[CatalogTarget]] = {HEADLINE: replicas[:1]}
-        results.setup[HEADLINE] = {"warehouse": warehouse, "servers": 1}
+        systems: dict[str, System] = iceshelf_modes(HEADLINE, replicas[:1])
+        for name in systems:
+            results.setup[name] = {"warehouse": warehouse, "servers": 1, "table_properties": systems[name].properties}
         seaweedfs = seaweedfs_catalog(seaweed, SEAWEED_TABLE_BUCKET, results)
         if seaweedfs is not None:
-            systems[BASELINE] = [seaweedfs]
+            systems[BASELINE] = System([seaweedfs])
         if cfg.replicas:
-            systems[REPLICAS] = replicas
-            results.setup[REPLICAS] = {"warehouse": warehouse, "servers": 2, "routing": "writer i -> replica i mod 2"}
-        for name, targets in list(systems.items()):
+            for name, system in iceshelf_modes(REPLICAS, replicas).items():
+                systems[name] = system
+                results.setup[name] = {
+                    "warehouse": warehouse,
+                    "servers": 2,
+                    "routing": "writer i -> replica i mod 2",
+                    "table_properties": system.properties,
+                }
+        for name, system in list(systems.items()):
             try:
-                targets[0].catalog().create_namespace_if_not_exists(NAMESPACE)
+                system.targets[0].catalog().create_namespace_if_not_exists(NAMESPACE)
             except Exception as exc:  # noqa: BLE001
                 results.failed(f"{name} namespace setup", exc)
                 del systems[name]
@@ -374,9 +433,9 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log: Log = print) -> dict[str
         log(f"throughput bench: starting {top} writer processes...")
         pool = stack.enter_context(WriterPool(top))
         log("throughput bench: warm-up (one append per writer per system)...")
-        for name, targets in systems.items():
+        for name, system in systems.items():
             try:
-                run_window(pool, targets, f"warmup_{name}", top, None, max_appends=1)
+                run_window(pool, system, f"warmup_{name}", top, None, max_appends=1)
             except Exception as exc:  # noqa: BLE001 - the window itself will report it
                 log(f"  warm-up of {name} failed: {exc!r}"[:300])
         log(f"throughput bench: {cfg.writers} writers, {cfg.seconds:g}s per system and count in {cfg.rounds} rounds...")
@@ -386,6 +445,7 @@ def run(cfg: ThroughputBenchConfig, workdir: Path, log: Log = print) -> dict[str
 
         results.note_exits({f"iceshelf replica {i}": server for i, server in enumerate(servers)}, seaweed)
 
+    add_modes(benchmark, cfg.writers)
     add_ratios(benchmark, cfg.writers)
     results.benchmarks["appends"] = benchmark
     results.machine["writer_processes"] = top

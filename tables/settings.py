@@ -49,12 +49,16 @@ class CommitSettings:
     attempts: int = 20
     #: Apply concurrent commits to one table as one batch (one metadata write, one pointer swap).
     group_commit: bool = True
+    #: Rebase a stale pure append onto the new head instead of answering 409, for every table that does
+    #: not set ``iceshelf.commit.rebase-appends`` itself. Off: the spec's requirements are assertions.
+    rebase_appends: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "CommitSettings":
         base = cls()
         group = env_flag(env["ICESHELF_GROUP_COMMIT"]) if "ICESHELF_GROUP_COMMIT" in env else base.group_commit
-        return cls(attempts=base.attempts, group_commit=group)
+        rebase = env_flag(env["ICESHELF_REBASE_APPENDS"]) if "ICESHELF_REBASE_APPENDS" in env else base.rebase_appends
+        return cls(attempts=base.attempts, group_commit=group, rebase_appends=rebase)
 
 
 @dataclass(frozen=True)

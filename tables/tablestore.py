@@ -49,7 +49,9 @@ log = logging.getLogger("iceshelf.tables")
 
 
 class TableStore:
-    def __init__(self, name: str, objects: ObjectStore, commit_attempts: int = 20, group_commit: bool = True) -> None:
+    def __init__(
+        self, name: str, objects: ObjectStore, commit_attempts: int = 20, group_commit: bool = True, rebase_appends: bool = False
+    ) -> None:
         self.name = name
         #: The warehouse's object store (a ``TableStore`` is ``tables``; its ``ObjectStore`` is ``objects``).
         self.objects = objects
@@ -59,7 +61,7 @@ class TableStore:
         self.io = StoreFileIO(objects)
         self.locations = WarehouseLocations(objects, self._locations)
         self.committer = Committer(
-            self.entries, self.files, self.io, self.locations, self.after_commit, commit_attempts, group_commit
+            self.entries, self.files, self.io, self.locations, self.after_commit, commit_attempts, group_commit, rebase_appends
         )
         self.views = ViewStore(objects, self.namespaces, self.entries, ViewFiles(objects), self.locations, commit_attempts)
 

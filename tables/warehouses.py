@@ -31,7 +31,11 @@ class Warehouses:
             raise ValueError(f"allowed locations given for unknown warehouse(s) {sorted(unknown)}")
         tables = {
             name: TableStore(
-                name, open_warehouse_store(location, s3, allowed_locations.get(name, ())), commit.attempts, commit.group_commit
+                name,
+                open_warehouse_store(location, s3, allowed_locations.get(name, ())),
+                commit.attempts,
+                commit.group_commit,
+                commit.rebase_appends,
             )
             for name, location in locations.items()
         }

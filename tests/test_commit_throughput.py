@@ -1,13 +1,16 @@
 """More writers means more throughput, not more conflicts: rebase and group commit, end to end.
 
 Two replicas on one SeaweedFS bucket; writers that each build on the head they last saw (as
-every Iceberg client does) and never retry. Every append must land exactly once, in one linear
-history with strictly increasing sequence numbers and exact ``total-*`` summary fields.
+every Iceberg client does) and never retry, on tables that opted in to the server-side rebase
+(``iceshelf.commit.rebase-appends=true``; the spec's default is a 409). Every append must land
+exactly once, in one linear history with strictly increasing sequence numbers, timestamps that
+never step back, and exact ``total-*`` summary fields.
 """
 
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +26,8 @@ from iceshelf.tables.objectstore.s3 import S3Store
 from tests.clients import CatalogEnv, unique_name
 
 WRITERS, COMMITS = 16, 50
+#: The opt-in these tests are about: without it a stale append is a 409, as the spec says.
+REBASE = {"iceshelf.commit.rebase-appends": "true"}
 
 
 @pytest.fixture
@@ -62,7 +67,7 @@ class RestAppender:
             "snapshot-id": snapshot_id,
             "parent-snapshot-id": self.head,
             "sequence-number": self.sequence + 1,  # right on the head it saw; the server rebases if stale
-            "timestamp-ms": 1_700_000_000_000,
+            "timestamp-ms": int(time.time() * 1000),  # the client's clock, when it built the append
             "manifest-list": self.manifest_list,
             "summary": {"operation": "append", "added-records": str(records), "total-records": str(self.total + records)},
             "schema-id": 0,
@@ -95,7 +100,7 @@ def test_sixteen_writers_and_transactions_on_two_replicas(s3_env: CatalogEnv, re
     catalog = s3_env.catalog()
     catalog.create_namespace(namespace)
     schema = pa.schema([pa.field("id", pa.int64())])
-    tables = {name: catalog.create_table(f"{namespace}.{name}", schema) for name in ("log", "left", "right")}
+    tables = {name: catalog.create_table(f"{namespace}.{name}", schema, properties=REBASE) for name in ("log", "left", "right")}
     lists = {name: empty_manifest_list(s3_env, t.metadata.location, 1) for name, t in tables.items()}
     transactions = 20
 
@@ -133,13 +138,19 @@ def test_sixteen_writers_and_transactions_on_two_replicas(s3_env: CatalogEnv, re
             assert sequence == sorted(set(sequence)), f"{name}: sequence numbers not strictly increasing"
             totals = [int(s["summary"]["total-records"]) for s in chain]
             assert totals == [per_commit * (k + 1) for k in range(expected_snapshots)], name
+            stamps = [s["timestamp-ms"] for s in chain]
+            assert stamps == sorted(stamps), f"{name}: a snapshot is older than its parent"
+            log = [e["timestamp-ms"] for e in metadata["snapshot-log"]]
+            assert log == sorted(log) and metadata["last-updated-ms"] >= log[-1], f"{name}: the snapshot log steps back"
 
 
 def test_pyiceberg_and_duckdb_writers_lose_nothing(s3_env: CatalogEnv, replicas: list[str]) -> None:
     namespace = unique_name()
     catalog = s3_env.catalog()
     catalog.create_namespace(namespace)
-    catalog.create_table(f"{namespace}.events", pa.schema([pa.field("writer", pa.int64()), pa.field("n", pa.int64())]))
+    catalog.create_table(
+        f"{namespace}.events", pa.schema([pa.field("writer", pa.int64()), pa.field("n", pa.int64())]), properties=REBASE
+    )
     py_writers, duck_writers, appends = 16, 4, 3
     failures: list[BaseException] = []
 

@@ -217,11 +217,14 @@ def test_conflicting_transaction_changes_neither_table(catalog_env: CatalogEnv, 
 
 
 def test_transaction_of_appends_is_rebased_over_a_concurrent_append(catalog_env: CatalogEnv, duck, schema: str) -> None:
-    """Pure appends are rebased in the server: a concurrent append to one table is no conflict."""
+    """Where the table opted in, pure appends are rebased in the server: a concurrent append to it is no
+    conflict (by default it is one: ``tests/test_commit_semantics.py``)."""
     catalog = catalog_env.catalog()
     a, b = f"lake.{schema}.a", f"lake.{schema}.b"
     duck.execute(f"CREATE TABLE {a} (id BIGINT)")
     duck.execute(f"CREATE TABLE {b} (id BIGINT)")
+    with catalog.load_table(f"{schema}.b").transaction() as opting_in:
+        opting_in.set_properties({"iceshelf.commit.rebase-appends": "true"})
     duck.execute(f"INSERT INTO {b} VALUES (1)")
 
     duck.execute("BEGIN")

@@ -19,6 +19,7 @@ from tests.modelcheck.broken import (
     compare_then_write,
     overwriting_publish,
     rebase_forgets_the_head,
+    rebase_keeps_the_client_clock,
     settle_before_flip,
 )
 from tests.modelcheck.explorer import Report, Scenario, explore
@@ -65,8 +66,16 @@ def test_protocol_keeps_its_invariants(make: Callable[[], Scenario], reports: li
         (settle_before_flip, "half-applied"),
         (batch_acks_a_lost_swing, "lost update"),
         (rebase_forgets_the_head, "not exactly its own and every earlier append's"),
+        (rebase_keeps_the_client_clock, "steps back in time"),
     ],
-    ids=["compare-then-write store", "overwrite publish", "settle before flip", "batch acks a lost swing", "rebase forgets the head"],
+    ids=[
+        "compare-then-write store",
+        "overwrite publish",
+        "settle before flip",
+        "batch acks a lost swing",
+        "rebase forgets the head",
+        "rebase keeps the client clock",
+    ],
 )
 def test_a_broken_protocol_is_caught(make: Callable[[], Scenario], symptom: str, reports: list[Report]) -> None:
     report = _run(make(), reports)

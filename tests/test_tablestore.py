@@ -15,8 +15,10 @@ import uuid
 
 import pytest
 from pyiceberg.schema import Schema
+from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update import (
     AddSchemaUpdate,
+    AddSnapshotUpdate,
     AssertCurrentSchemaId,
     AssertRefSnapshotId,
     AssertTableUUID,
@@ -24,13 +26,16 @@ from pyiceberg.table.update import (
     RemovePropertiesUpdate,
     SetCurrentSchemaUpdate,
     SetPropertiesUpdate,
+    SetSnapshotRefUpdate,
 )
 from pyiceberg.types import LongType, NestedField, StringType
 
 import iceshelf.tables.clock
 import iceshelf.tables.state.entries
+from iceshelf.tables.commit.batching import Ticket
 from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.errors import (
+    BadRequestError,
     CommitFailedException,
     NamespaceNotEmptyError,
     NoSuchNamespaceError,
@@ -38,6 +43,7 @@ from iceshelf.tables.errors import (
     TableAlreadyExistsError,
 )
 from iceshelf.tables.metadata.builder import NEW_TABLE_PROPERTIES
+from iceshelf.tables.metadata.history import snapshot_timestamp
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import CREATE, OVERWRITE, PreconditionFailed, Update
 from iceshelf.tables.objectstore.memory import MemoryStore
@@ -539,3 +545,63 @@ def test_without_delete_after_commit_old_metadata_stays():
     current = ts.load_table(ident)
     assert [e.metadata_file for e in current.metadata.metadata_log] == locations[-3:-1]
     assert _metadata_keys(ts, current) == {ts.objects.key_of(x) for x in locations}
+
+
+# -- the history's time order ---------------------------------------------------------------------
+
+
+def _append(ident: Identifier, metadata, snapshot_id: int, timestamp_ms: int) -> TableChange:
+    """A client's append on ``metadata``'s head, stamped ``timestamp_ms`` (no files: only the log counts)."""
+    parent = metadata.current_snapshot_id
+    snapshot = Snapshot(
+        snapshot_id=snapshot_id,
+        parent_snapshot_id=parent,
+        sequence_number=metadata.last_sequence_number + 1,
+        timestamp_ms=timestamp_ms,
+        manifest_list=f"{metadata.location}/metadata/snap-{snapshot_id}.avro",
+        summary=Summary(Operation.APPEND),
+        schema_id=metadata.current_schema_id,
+    )
+    return TableChange(
+        ident,
+        (AssertRefSnapshotId(ref="main", snapshot_id=parent),),
+        (AddSnapshotUpdate(snapshot=snapshot), SetSnapshotRefUpdate(ref_name="main", type="branch", snapshot_id=snapshot_id)),
+    )
+
+
+def test_a_change_out_of_time_order_is_refused_on_its_own_within_a_batch():
+    """Java's checks run per change: in a group commit batch the change whose snapshot steps back more
+    than a minute is 400, and the others land, with ``last-updated-ms`` never going back."""
+    ts = _store()
+    ident = Identifier(("db",), "t")
+    _create(ts, ident)
+    first = ts.commit(_append(ident, ts.load_table(ident).metadata, 1, iceshelf.tables.clock.now_ms()))
+    head = first.metadata
+    late = _append(ident, head, 2, head.snapshot_log[-1].timestamp_ms - 61_000)
+    tickets = [Ticket(late), Ticket(TableChange(ident, (), (SetPropertiesUpdate(updates={"k": "v"}),)))]
+    ts.committer.commit_batch(tickets)
+
+    assert isinstance(tickets[0].error, BadRequestError)
+    assert str(tickets[0].error) == "[BUG] Expected sorted snapshot log entries."
+    assert tickets[1].error is None
+    current = ts.load_table(ident).metadata
+    assert current.properties == {"k": "v"} and current.current_snapshot_id == 1
+    assert current.last_updated_ms >= head.last_updated_ms
+    assert current.metadata_log[-1].timestamp_ms == head.last_updated_ms
+
+
+
+def test_a_server_made_snapshot_is_stamped_after_its_parent_even_on_a_slow_clock(monkeypatch):
+    """A replica whose clock runs behind the one that wrote the head still stamps its snapshots (rebase,
+    compaction, manifest rewrite) after the head and the log: the history never steps back."""
+    ts = _store()
+    ident = Identifier(("db",), "t")
+    _create(ts, ident)
+    head = ts.commit(_append(ident, ts.load_table(ident).metadata, 1, iceshelf.tables.clock.now_ms())).metadata
+    parent = head.current_snapshot()
+    monkeypatch.setattr(iceshelf.tables.clock, "now_ms", lambda: parent.timestamp_ms - 600_000)
+    stamp = snapshot_timestamp(head, parent)
+    assert stamp > parent.timestamp_ms and stamp >= head.last_updated_ms
+    later = ts.commit(_append(ident, head, 2, stamp)).metadata
+    assert [e.timestamp_ms for e in later.snapshot_log] == sorted(e.timestamp_ms for e in later.snapshot_log)
+    assert later.last_updated_ms >= head.last_updated_ms and later.last_updated_ms >= stamp

@@ -19,6 +19,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--auth", choices=("auto", "on", "off"), help="require credentials (env ICESHELF_AUTH; auto: on unless on loopback)"
     )
+    serve.add_argument(
+        "--rebase-appends",
+        action="store_true",
+        help="rebase stale pure appends instead of answering 409, for every table that does not set "
+        "iceshelf.commit.rebase-appends=false (env ICESHELF_REBASE_APPENDS; off by default, as the spec)",
+    )
     sql.add_serve_flags(serve)
     maintenance.add_serve_flags(serve)
     serve.set_defaults(run=run)
@@ -32,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port, log_level=args.log_level)
     if args.auth:
         settings = replace(settings, auth=replace(settings.auth, mode=args.auth))
+    if args.rebase_appends:
+        settings = replace(settings, commit=replace(settings.commit, rebase_appends=True))
     settings = sql.with_serve_flags(settings, args)
     settings = maintenance.with_serve_flags(settings, args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

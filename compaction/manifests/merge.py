@@ -38,8 +38,8 @@ from iceshelf.compaction.manifests.codec import (
     read_manifest_list,
     write_manifest_list_file,
 )
-from iceshelf.tables import clock
 from iceshelf.tables.errors import CommitFailedException
+from iceshelf.tables.metadata.history import snapshot_timestamp
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.retry import backoff
@@ -185,7 +185,7 @@ def _build(
         snapshot_id=snapshot_id,
         parent_snapshot_id=head.snapshot_id,
         sequence_number=sequence_number,
-        timestamp_ms=clock.now_ms(),
+        timestamp_ms=snapshot_timestamp(metadata, head),
         manifest_list=list_location,
         summary=summary,
         schema_id=metadata.current_schema_id,

@@ -22,7 +22,6 @@ retry. An outcome-unknown commit keeps every file: the table may reference them.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -52,6 +51,7 @@ from iceshelf.compaction.rewrite.live_files import (
     partition_key,
 )
 from iceshelf.tables.errors import CommitFailedException, CommitStateUnknownException
+from iceshelf.tables.metadata.history import snapshot_timestamp
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.retry import backoff
 from iceshelf.tables.tablestore import TableStore
@@ -263,7 +263,7 @@ def _build(
         snapshot_id=snapshot_id,
         parent_snapshot_id=parent.snapshot_id,
         sequence_number=sequence_number,
-        timestamp_ms=int(time.time() * 1000),
+        timestamp_ms=snapshot_timestamp(metadata, parent),
         manifest_list=list_location,
         summary=_summary(summary, parent),
         schema_id=metadata.current_schema_id,

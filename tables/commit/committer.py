@@ -23,15 +23,16 @@ from pyiceberg.table.metadata import TableMetadata
 from iceshelf.tables.commit.batching import Batcher, Ticket
 from iceshelf.tables.commit.changes import Staged, TableChange, not_found
 from iceshelf.tables.commit.rebase import AppendRebaser
+from iceshelf.tables.commit.requirements import TABLE_EXISTS, validate
 from iceshelf.tables.errors import (
     BadRequestError,
     CommitFailedException,
     CommitStateUnknownException,
+    ViewAlreadyExistsError,
 )
 from iceshelf.tables.locations import WarehouseLocations
 from iceshelf.tables.metadata.builder import MetadataBuilder
 from iceshelf.tables.metadata.files import MetadataFile, MetadataFiles
-from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import PreconditionFailed
 from iceshelf.tables.retry import backoff
 from iceshelf.tables.state.entries import Entries, EntryExists
@@ -47,10 +48,10 @@ PATIENCE_S = 30.0
 def apply_change(change: TableChange, builder: MetadataBuilder) -> TableMetadata:
     """Validate the requirements on the builder's state and apply the updates to it (or raise and leave it)."""
     for requirement in change.requirements:
-        requirement.validate(builder.state)
+        validate(requirement, builder.state)
     try:
         return builder.apply(change.updates)
-    except CommitFailedException:
+    except (CommitFailedException, BadRequestError):
         raise
     except (ValueError, TypeError, KeyError) as err:
         raise BadRequestError(f"Cannot apply updates to {change.identifier}: {err}") from err
@@ -61,9 +62,17 @@ def _builder_on(base: MetadataFile | None) -> MetadataBuilder:
     return MetadataBuilder(None if base is None else base.metadata, None if base is None else base.location)
 
 
-def table_pointer(current: VersionedPointer | None, ident: Identifier) -> VersionedPointer | None:
+def not_a_table(change: TableChange) -> Exception:
+    """What a change to a table is told when its name holds a view: no such table, and a table cannot
+    be created over it (409 ``AlreadyExistsException``, as Java's catalogs answer)."""
+    if change.creates:
+        return ViewAlreadyExistsError(f"View with same name already exists: {change.identifier}")
+    return not_found(change.identifier)
+
+
+def table_pointer(current: VersionedPointer | None, change: TableChange) -> VersionedPointer | None:
     if current is not None and current.pointer.kind != "table":
-        raise not_found(ident)
+        raise not_a_table(change)
     return current
 
 
@@ -81,6 +90,11 @@ def _fail_all(tickets: list[Ticket], error: BaseException) -> None:
         ticket.fail(error)
 
 
+def _fail_each(tickets: list[Ticket], error: Callable[[TableChange], BaseException]) -> None:
+    for ticket in tickets:
+        ticket.fail(error(ticket.request))
+
+
 class Committer:
     """Applies ``TableChange``s to one warehouse; used by the REST catalog and by compaction alike."""
 
@@ -93,9 +107,11 @@ class Committer:
         after_commit: Callable[[Staged], None],
         attempts: int,
         group_commit: bool = True,
+        rebase_appends: bool = False,
     ) -> None:
         """Its collaborators are handed in (the table store builds them), so the commit path depends on
-        the pieces it uses -- pointers, metadata files, the location rule -- and never on the store."""
+        the pieces it uses -- pointers, metadata files, the location rule -- and never on the store.
+        ``rebase_appends``: the server's default for tables that do not set ``REBASE_PROPERTY``."""
         self.entries = entries
         self.files = files
         self.io = io
@@ -104,7 +120,7 @@ class Committer:
         self.attempts = attempts
         self.group_commit = group_commit
         self._batcher: Batcher[TableChange, MetadataFile] = Batcher(self.commit_batch)
-        self.rebaser = AppendRebaser(io)
+        self.rebaser = AppendRebaser(io, rebase_appends)
 
     def _delete_scratch(self, locations: list[str]) -> None:
         """Files an attempt wrote besides its metadata file (rebased manifest lists)."""
@@ -113,7 +129,7 @@ class Committer:
 
     def stage(self, change: TableChange, current: VersionedPointer | None) -> Staged:
         """Validate and apply ``change`` on the state ``current`` names; write the new metadata file."""
-        current = table_pointer(current, change.identifier)
+        current = table_pointer(current, change)
         if current is None and not change.creates:
             raise not_found(change.identifier)
         base = None if current is None else self.files.read(current.pointer.metadata_location)
@@ -127,7 +143,8 @@ class Committer:
 
     def _apply(self, change: TableChange, builder: MetadataBuilder) -> tuple[TableChange, str | None]:
         """Apply ``change`` to ``builder``; a pure append that lost only its branch head is rebased instead
-        of refused. Returns the change as applied (rebased or not) and the rebased manifest list, if any."""
+        of refused where the table opted in (``rebase.rebase_enabled``). Returns the change as applied
+        (rebased or not) and the rebased manifest list, if any."""
         try:
             apply_change(change, builder)
             return change, None
@@ -154,7 +171,7 @@ class Committer:
         try:
             return self.entries.publish(ident, staged.base, pointer, self._landed_after(staged))
         except EntryExists:
-            raise CommitFailedException(f"Requirement failed: table already exists: {ident}") from None
+            raise CommitFailedException(TABLE_EXISTS) from None
 
     def _landed_after(self, staged: Staged):
         """Did our metadata file become current and then get superseded? (the metadata log says)"""
@@ -193,7 +210,9 @@ class Committer:
         ident = tickets[0].request.identifier
         for attempt in self._attempts():
             try:
-                current = table_pointer(self.entries.read_settled(ident), ident)
+                current = self.entries.read_settled(ident)
+                if current is not None and current.pointer.kind != "table":
+                    return _fail_each(tickets, not_a_table)
                 base = None if current is None else self.files.read(current.pointer.metadata_location)
             except Exception as err:
                 return _fail_all(tickets, err)

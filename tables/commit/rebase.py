@@ -1,4 +1,10 @@
-"""Server-side rebase of pure appends: a lost race on the branch head is not a conflict.
+"""Server-side rebase of pure appends, OPT-IN: a lost race on the branch head need not be a conflict.
+
+The spec makes requirements assertions: a stale ``assert-ref-snapshot-id`` is a 409 and the client
+retries. That is the default. A table (``iceshelf.commit.rebase-appends=true``) or the whole server
+(``ICESHELF_REBASE_APPENDS=true``; a table's own ``false`` still wins) may opt in to having the
+server redo the append instead -- at a price: the client never learns its snapshot was rewritten,
+and a job that read the table and appends what it derived loses its conflict detection.
 
 An append only adds files, so when its ``assert-ref-snapshot-id`` fails because another commit
 moved the branch, the append still applies: Iceberg's Java ``AppendFiles`` and pyiceberg's
@@ -13,7 +19,9 @@ entries (a merge-append rewrote old manifests, so they would be counted twice); 
 does not descend from the append's parent; equality deletes committed in between (the
 appended rows would take the old data sequence number written in its manifests' entries and
 could be deleted by them); v3 tables (row lineage would need first-row-ids reassigned); and
-tables with ``iceshelf.commit.rebase-appends=false``.
+tables that did not opt in. The rebased snapshot is stamped now, after its new parent
+(``history.snapshot_timestamp``): kept at the client's time it could be older than its parent, and
+readers that take the newest snapshot (DuckDB) would miss an acknowledged append.
 
 Manifest lists are read and written through ``iceshelf.tables.metadata.manifest_lists``, which keeps them: the head a
 rebase lands on is, on a busy table, the list the previous rebase on this server just wrote.
@@ -42,21 +50,32 @@ from pyiceberg.table.update import (
 from pyiceberg.utils.properties import property_as_bool
 
 from iceshelf.tables.commit.changes import TableChange
+from iceshelf.tables.commit.requirements import validate
 from iceshelf.tables.errors import CommitFailedException
+from iceshelf.tables.metadata.history import snapshot_timestamp
 from iceshelf.tables.metadata.manifest_lists import ManifestList, ManifestLists
 
 REBASE_PROPERTY = "iceshelf.commit.rebase-appends"
 _EQUALITY_DELETES = ("added-equality-delete-files", "added-equality-deletes")
 
 
+def rebase_enabled(properties: dict[str, str], server_default: bool) -> bool:
+    """The table's ``REBASE_PROPERTY`` if it sets one, else the server's setting."""
+    return property_as_bool(properties, REBASE_PROPERTY, server_default)
+
+
 class AppendRebaser:
     """Rebuilds a stale pure append on the current head (see the module docstring)."""
 
-    def __init__(self, io: FileIO) -> None:
+    def __init__(self, io: FileIO, server_default: bool = False) -> None:
         self.lists = ManifestLists(io)
+        #: ``ICESHELF_REBASE_APPENDS``: rebase for tables that do not set ``REBASE_PROPERTY``.
+        self.server_default = server_default
 
     def rebase(self, change: TableChange, head: TableMetadata) -> tuple[TableChange, str] | None:
         """The append rebuilt on ``head``, with the new manifest list's location; ``None`` if it can't be."""
+        if not rebase_enabled(head.properties, self.server_default):
+            return None
         shape = _pure_append(change, head)
         if shape is None:
             return None
@@ -74,6 +93,7 @@ class AppendRebaser:
             update={
                 "parent_snapshot_id": head_id,
                 "sequence_number": sequence_number,
+                "timestamp_ms": self.timestamp(snapshot, head, head_snapshot),
                 "manifest_list": location,
                 "summary": _summary(snapshot, head_snapshot),
             }
@@ -86,6 +106,10 @@ class AppendRebaser:
         )
         return replace(change, requirements=requirements, updates=(AddSnapshotUpdate(snapshot=rebased), ref)), location
 
+    def timestamp(self, snapshot: Snapshot, head: TableMetadata, parent: Snapshot | None) -> int:
+        """The rebased snapshot's ``timestamp-ms``: now, after its new parent's and the log's."""
+        return snapshot_timestamp(head, parent)
+
     def head_manifests(self, head: Snapshot | None) -> ManifestList | None:
         """What the rebased append keeps of the table: every manifest of the head it lands on."""
         return None if head is None else self.lists.read(head.manifest_list)
@@ -93,7 +117,7 @@ class AppendRebaser:
 
 def _pure_append(change: TableChange, head: TableMetadata) -> tuple[Snapshot, SetSnapshotRefUpdate, int | None] | None:
     """(snapshot, ref update, the head the client asserted) if ``change`` is a rebasable append."""
-    if head.format_version > 2 or not property_as_bool(head.properties, REBASE_PROPERTY, True):
+    if head.format_version > 2:
         return None
     if len(change.updates) != 2:
         return None
@@ -111,7 +135,7 @@ def _pure_append(change: TableChange, head: TableMetadata) -> tuple[Snapshot, Se
     try:
         for requirement in change.requirements:
             if not _asserts_ref(requirement, ref.ref_name):
-                requirement.validate(head)
+                validate(requirement, head)
     except CommitFailedException:
         return None
     return snapshot, ref, asserted[0].snapshot_id

@@ -9,7 +9,6 @@ pyiceberg's ``_apply_table_update``; row lineage (``next-row-id``) is kept right
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema, _SetFreshIDs, pre_order_visit
@@ -35,8 +34,9 @@ from pyiceberg.table.update import (
 )
 from pyiceberg.typedef import IcebergBaseModel
 from pyiceberg.types import IcebergType, StructType
-from pyiceberg.utils.datetime import datetime_to_millis
 
+from iceshelf.tables import clock
+from iceshelf.tables.metadata.history import check_ordered
 from iceshelf.tables.metadata.types import resolve_metadata_dict, resolved_metadata_json
 
 #: The newest table format Iceshelf reads and writes.
@@ -115,9 +115,12 @@ class MetadataBuilder:
 
     Mirrors ``pyiceberg.table.update.update_table_metadata`` (same update handlers, same
     metadata-log and ``previous-versions-max`` handling) and adds the v3 upgrade. Each ``apply``
-    is one change, with its own update context, checked as pyiceberg checks a commit; ``finish``
-    adds the metadata-log entry and the timestamp, once: a group commit applies every change of
-    its batch to one builder.
+    is one change, with its own update context, checked as pyiceberg checks a commit and as Java's
+    ``TableMetadata`` checks the history's order (``history.check_ordered``: so a change that breaks
+    it is refused on its own, also within a batch); ``finish`` adds the metadata-log entry, once, and
+    asserts the order of the whole: a group commit applies every change of its batch to one builder.
+
+    ``last-updated-ms`` is set by ``_stamped``: the server's clock, never going back.
 
     The result shares what did not change with ``base`` (the update handlers copy what they
     change). pyiceberg ends with a deep copy instead, which here would protect nothing: metadata
@@ -150,6 +153,8 @@ class MetadataBuilder:
                 metadata = _with_row_lineage(_apply_table_update(as_java, metadata, context), before=metadata)
         metadata.spec().check_compatible(metadata.schema())
         metadata.sort_order().check_compatible(metadata.schema())
+        if context.has_changes():
+            metadata = _stamped(metadata, self.state if self.state is not None else self._start)
         if self.base_location is None:
             # Built from nothing: run every model validator, as pyiceberg does for creates.
             metadata = TableMetadataUtil.parse_obj(resolve_metadata_dict(metadata.model_dump()))
@@ -161,11 +166,9 @@ class MetadataBuilder:
         if self.base_location is not None and not self._changed:
             return self._start
         metadata = self.state if self.state is not None else self._start
-        if self._changed:
-            if self.base_location:
-                metadata = _update_table_metadata_log(metadata, self.base_location, self._start.last_updated_ms)
-            if self._start.last_updated_ms == metadata.last_updated_ms:
-                metadata = metadata.model_copy(update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())})
+        if self._changed and self.base_location:
+            metadata = _update_table_metadata_log(metadata, self.base_location, self._start.last_updated_ms)
+        check_ordered(metadata)
         return metadata
 
 
@@ -225,6 +228,20 @@ def _as_java_builder(update: TableUpdate, metadata: TableMetadata, orders: _Sort
     if isinstance(update, SetDefaultSortOrderUpdate):
         return orders.default(update)
     return update
+
+
+def _stamped(metadata: TableMetadata, before: TableMetadata) -> TableMetadata:
+    """``metadata`` as changed at this moment, after Java's order checks.
+
+    The checks see Java's ``last-updated-ms``, the server's clock (pyiceberg takes a new snapshot's
+    timestamp, so a client clock running ahead would pass unchecked); what is written is also never
+    before the base's nor the snapshot log's newest entry, so it never goes back and no reader sees the
+    table updated before its own current snapshot.
+    """
+    updated = max(clock.now_ms(), before.last_updated_ms)
+    check_ordered(metadata, updated)
+    logged = metadata.snapshot_log[-1].timestamp_ms if metadata.snapshot_log else updated
+    return metadata.model_copy(update={"last_updated_ms": max(updated, logged)})
 
 
 def _upgrade(metadata: TableMetadata, version: int) -> TableMetadata:

@@ -1,10 +1,13 @@
 """Concurrent pure appends, rebased and batched: the processes, their warehouse, and what must hold.
 
-The table ``db.appends`` (rebase on, the default) starts with one append, snapshot ``BASE``. The
-clients have already written their files, as pyiceberg's fast append does before it commits: per
-append a manifest with one data file and a manifest list = that manifest + the head it saw
-(``BASE``), and every change asserts ``main`` is still ``BASE``. So whichever lands first, the
-others are stale and only the server's rebase (``tables/rebase.py``) lets them land.
+The table ``db.appends`` (opted in to the server's rebase: ``iceshelf.commit.rebase-appends=true``)
+starts with one append, snapshot ``BASE``. The clients have already written their files, as
+pyiceberg's fast append does before it commits: per append a manifest with one data file and a
+manifest list = that manifest + the head it saw (``BASE``), and every change asserts ``main`` is
+still ``BASE``. So whichever lands first, the others are stale and only the server's rebase
+(``tables/commit/rebase.py``) lets them land. The clients stamped their snapshots in the order
+opposite to their ids, so a rebase that kept a client's timestamp would put a snapshot before its
+parent in some schedule.
 
 One replica runs a *batch* -- what group commit's leader runs when several commits for the table
 queued while one was in flight (``Committer.commit_batch``): two appends and a stale overwrite,
@@ -15,8 +18,9 @@ explored here; what the leader does with the batch against the store is.
 What must hold, at every state a reader can see and after recovery (``check_appends``): main's
 ancestry is the table's every snapshot (linear, nothing dangling); sequence numbers strictly
 increase along it; each snapshot's manifest list holds exactly its own manifest and those of every
-append before it, each with the sequence number of the snapshot that added it; and its
-``total-*`` summary fields count exactly those files and rows.
+append before it, each with the sequence number of the snapshot that added it; its ``total-*``
+summary fields count exactly those files and rows; and the history is in time order
+(``invariants.check_time_order``).
 """
 
 from __future__ import annotations
@@ -42,14 +46,16 @@ from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSn
 from pyiceberg.typedef import Record
 
 from iceshelf.tables.commit.batching import Ticket
+from iceshelf.tables import clock
 from iceshelf.tables.commit.committer import TableChange
+from iceshelf.tables.commit.rebase import REBASE_PROPERTY
 from iceshelf.tables.errors import CommitFailedException
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.objectstore.memory import MemoryStore
 from iceshelf.tables.tablestore import TableStore
 from tests.modelcheck.explorer import Outcome, Process, fork
-from tests.modelcheck.invariants import check_acknowledged, snapshot_chain, visible
+from tests.modelcheck.invariants import check_acknowledged, check_time_order, snapshot_chain, visible
 from tests.modelcheck.processes import DB, SCHEMA, warehouse
 
 APPENDS = Identifier(DB, "appends")
@@ -58,6 +64,11 @@ BASE = 100
 BATCHED, SINGLE = (201, 202), 203
 #: An overwrite that is stale by the time the batch reaches it: rebase must refuse it.
 OVERWRITE = 204
+
+
+def stamped(base_ms: int, snapshot_id: int) -> int:
+    """When a client stamped its snapshot: every racer after ``BASE``, the higher ids earlier."""
+    return base_ms if snapshot_id == BASE else base_ms + 1_000 - (snapshot_id - BASE)
 
 
 def records(snapshot_id: int) -> int:
@@ -69,7 +80,9 @@ def manifest_location(table_location: str, snapshot_id: int) -> str:
     return f"{table_location}/metadata/m-{snapshot_id}.avro"
 
 
-def client_change(io: StoreFileIO, head: TableMetadata, snapshot_id: int, operation: Operation = Operation.APPEND) -> TableChange:
+def client_change(
+    io: StoreFileIO, head: TableMetadata, snapshot_id: int, timestamp_ms: int, operation: Operation = Operation.APPEND
+) -> TableChange:
     """Write an append's files as a client does -- its manifest, and a manifest list with the head's
     manifests after its own -- and return the commit it sends, asserting ``main`` is still the head."""
     spec, location, parent = head.spec(), head.location, head.current_snapshot()
@@ -95,6 +108,7 @@ def client_change(io: StoreFileIO, head: TableMetadata, snapshot_id: int, operat
         snapshot_id=snapshot_id,
         parent_snapshot_id=parent_id,
         sequence_number=sequence_number,
+        timestamp_ms=timestamp_ms,
         manifest_list=list_location,
         summary=update_snapshot_summaries(added, None if parent is None else parent.summary),
         schema_id=head.current_schema_id,
@@ -118,11 +132,12 @@ def append_warehouse() -> AppendWarehouse:
     """The shared warehouse plus ``db.appends`` at ``BASE``, and the racing clients' files."""
     store = fork(warehouse())
     tables = TableStore("setup", store)
-    tables.create_table(APPENDS, tables.new_metadata(APPENDS, SCHEMA))
-    tables.commit(client_change(tables.io, tables.load_table(APPENDS).metadata, BASE))
+    tables.create_table(APPENDS, tables.new_metadata(APPENDS, SCHEMA, properties={REBASE_PROPERTY: "true"}))
+    base_ms = clock.now_ms() - 10_000
+    tables.commit(client_change(tables.io, tables.load_table(APPENDS).metadata, BASE, stamped(base_ms, BASE)))
     head = tables.load_table(APPENDS).metadata
-    changes = {i: client_change(tables.io, head, i) for i in (*BATCHED, SINGLE)}
-    changes[OVERWRITE] = client_change(tables.io, head, OVERWRITE, Operation.OVERWRITE)
+    changes = {i: client_change(tables.io, head, i, stamped(base_ms, i)) for i in (*BATCHED, SINGLE)}
+    changes[OVERWRITE] = client_change(tables.io, head, OVERWRITE, stamped(base_ms, OVERWRITE), Operation.OVERWRITE)
     return AppendWarehouse(store, changes)
 
 
@@ -173,6 +188,7 @@ def commit_outcomes(outcomes: dict[str, Outcome]) -> dict[str, Outcome]:
 def check_appends(metadata: TableMetadata, manifests: Callable[[str], list[ManifestFile]]) -> list[int]:
     """The history invariants of an append-only table (see the module docstring); returns main's
     ancestry, oldest first."""
+    check_time_order(metadata, str(APPENDS))
     chain = snapshot_chain(metadata)[::-1]
     by_id = {s.snapshot_id: s for s in metadata.snapshots}
     assert sorted(chain) == sorted(by_id), f"snapshots {sorted(set(by_id) - set(chain))} are off main's ancestry {chain}"

@@ -12,13 +12,16 @@ safety rests on, the way a plausible bug would:
 * ``LoserAckingCommitter`` -- a group commit batch that answers its changes as committed although
   its pointer swing lost the race;
 * ``ForgetfulRebaser`` -- a rebase of a stale append whose new manifest list holds the append's own
-  manifests but not the head's.
+  manifests but not the head's;
+* ``ClientClockRebaser`` -- a rebase that keeps the client's ``timestamp-ms``, so the rebased snapshot
+  can be older than the parent it now has (DuckDB, taking the newest snapshot, misses an append).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Snapshot
 
 from iceshelf.tables.commit.committer import Committer, Staged
@@ -126,3 +129,20 @@ def _forgetful(store: ObjectStore) -> TableStore:
 
 def rebase_forgets_the_head() -> Scenario:
     return _broken(appends_rebased_and_batched(), "rebase forgets the head's manifests", tables=_forgetful)
+
+
+class ClientClockRebaser(AppendRebaser):
+    """BROKEN: a rebased append keeps the timestamp its client gave it."""
+
+    def timestamp(self, snapshot: Snapshot, head: TableMetadata, parent: Snapshot | None) -> int:
+        return snapshot.timestamp_ms
+
+
+def _client_clock(store: ObjectStore) -> TableStore:
+    built = default_tables(store)
+    built.committer.rebaser = ClientClockRebaser(built.io)
+    return built
+
+
+def rebase_keeps_the_client_clock() -> Scenario:
+    return _broken(appends_rebased_and_batched(), "rebase keeps the client's timestamp", tables=_client_clock)

@@ -57,7 +57,7 @@ def check_pointers(tables: TableStore, settled: bool) -> None:
             assert pointer.state == "active" and pointer.txn is None, f"{ident} left unsettled after recovery: {pointer}"
             assert tables.namespaces.exists(ident.namespace), f"{ident} is stranded: its namespace is gone"
             assert pointer.metadata_location is not None, f"{ident} is active with no metadata"
-            tables.files.read(pointer.metadata_location)
+            check_time_order(tables.files.read(pointer.metadata_location).metadata, str(ident))
 
 
 def visible(tables: TableStore, ident: Identifier) -> MetadataFile | None:
@@ -92,3 +92,26 @@ def snapshot_chain(metadata: TableMetadata) -> list[int]:
         chain.append(current)
         current = by_id[current].parent_snapshot_id
     return chain
+
+
+def check_time_order(metadata: TableMetadata, what: str) -> None:
+    """The history is in time order, with no tolerance: the processes share one clock, so nothing but a
+    bug can step back. The snapshot log and the metadata log never go back, ``last-updated-ms`` is not
+    before either's last entry, every snapshot is no older than its parent, and sequence numbers never
+    pass ``last-sequence-number`` (readers that take the newest snapshot -- DuckDB -- rely on it)."""
+    for name, entries in (("snapshot log", metadata.snapshot_log), ("metadata log", metadata.metadata_log)):
+        stamps = [entry.timestamp_ms for entry in entries]
+        assert stamps == sorted(stamps), f"{what}: the {name} steps back in time: {stamps}"
+        assert not stamps or metadata.last_updated_ms >= stamps[-1], (
+            f"{what}: last-updated-ms {metadata.last_updated_ms} is before the {name}'s last entry {stamps[-1]}"
+        )
+    by_id = {snapshot.snapshot_id: snapshot for snapshot in metadata.snapshots}
+    for snapshot in metadata.snapshots:
+        parent = by_id.get(snapshot.parent_snapshot_id) if snapshot.parent_snapshot_id is not None else None
+        assert parent is None or snapshot.timestamp_ms >= parent.timestamp_ms, (
+            f"{what}: snapshot {snapshot.snapshot_id} at {snapshot.timestamp_ms} is older than its parent "
+            f"{parent.snapshot_id} at {parent.timestamp_ms}"
+        )
+        assert (snapshot.sequence_number or 0) <= (metadata.last_sequence_number or 0), (
+            f"{what}: snapshot {snapshot.snapshot_id}'s sequence number passes last-sequence-number"
+        )

@@ -15,8 +15,8 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetPropertiesUpdate, SetSnapshotRefUpdate
 from pyiceberg.types import LongType, NestedField
 
+from iceshelf.tables import clock
 from iceshelf.tables.commit.committer import TableChange
-from iceshelf.tables.commit.rebase import REBASE_PROPERTY
 from iceshelf.tables.errors import (
     CommitFailedException,
     NamespaceNotEmptyError,
@@ -44,9 +44,9 @@ def warehouse() -> MemoryStore:
     for namespace in (DB, TMP):
         tables.namespaces.create(namespace, {})
     for ident in (T1, T2):
-        # No server-side rebase of appends: a client's append that lost the race gets its 409
-        # and retries, the optimistic "increment" whose lost updates the checks count.
-        tables.create_table(ident, tables.new_metadata(ident, SCHEMA, properties={REBASE_PROPERTY: "false"}))
+        # The spec's default, no server-side rebase of appends: a client's append that lost the race
+        # gets its 409 and retries, the optimistic "increment" whose lost updates the checks count.
+        tables.create_table(ident, tables.new_metadata(ident, SCHEMA))
     return store
 
 
@@ -58,7 +58,7 @@ def tagging(ident: Identifier, tag: str) -> TableChange:
 
 
 def writer(tag: str, ident: Identifier) -> Process:
-    """A single-table commit with no requirement: the server rebases it over any race."""
+    """A single-table commit with no requirement: it applies on whatever head it meets."""
     return Process(f"writer {tag}", lambda tables: tables.commit(tagging(ident, tag)), (CommitFailedException, NoSuchTableError))
 
 
@@ -81,6 +81,7 @@ def appender(snapshot_id: int, ident: Identifier) -> Process:
                 snapshot_id=snapshot_id,
                 parent_snapshot_id=parent,
                 sequence_number=metadata.last_sequence_number + 1,
+                timestamp_ms=clock.now_ms(),  # the client's clock is the model's one clock
                 manifest_list=f"{metadata.location}/metadata/snap-{snapshot_id}.avro",
                 summary=Summary(Operation.APPEND),
                 schema_id=metadata.current_schema_id,
