@@ -585,7 +585,7 @@ def test_a_change_out_of_time_order_is_refused_on_its_own_within_a_batch():
     assert str(tickets[0].error) == "[BUG] Expected sorted snapshot log entries."
     assert tickets[1].error is None
     current = ts.load_table(ident).metadata
-    assert current.properties == {"k": "v"} and current.current_snapshot_id == 1
+    assert current.properties == NEW_TABLE_PROPERTIES | {"k": "v"} and current.current_snapshot_id == 1
     assert current.last_updated_ms >= head.last_updated_ms
     assert current.metadata_log[-1].timestamp_ms == head.last_updated_ms
 
