@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from iceshelf.catalog import auth, errors, idempotency
+from iceshelf.catalog import auth, errors, idempotency, requestlog
 from iceshelf.catalog.routes import config, maintenance, namespaces, signer, sql_queries, sql_trino, tables, transactions, views
 from iceshelf.catalog.settings import Settings
 from iceshelf.compaction.jobs.scheduler import Scheduler
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     idempotency.install(app)
     auth.install(app)
+    requestlog.install(app)
     guarded = [Depends(auth.authorize)]
     app.state.vendor = CredentialVendor(settings.s3, settings.credentials)
     app.state.signer = RemoteSigner(settings.s3)

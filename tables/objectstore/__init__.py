@@ -15,6 +15,12 @@ from iceshelf.tables.objectstore.base import (
     Overwrite,
     PreconditionFailed,
     PutMode,
+    StoreConnectionLost,
+    StoreServerError,
+    StoreThrottled,
+    StoreTimeout,
+    StoreUnavailable,
+    StoreUnreachable,
     Update,
 )
 from iceshelf.tables.settings import S3Settings
@@ -49,6 +55,12 @@ __all__ = [
     "Overwrite",
     "PreconditionFailed",
     "PutMode",
+    "StoreConnectionLost",
+    "StoreServerError",
+    "StoreThrottled",
+    "StoreTimeout",
+    "StoreUnavailable",
+    "StoreUnreachable",
     "Update",
     "open_store",
 ]
