@@ -37,7 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.warehouses = warehouses
     app.state.metrics_reports = Counter()
     app.state.access = access = AccessGate(warehouses.tables[warehouses.default].objects, settings.auth, settings.auth_enabled)
-    app.state.sql = QueryService(settings.sql_engine(), warehouses, lambda caller: access.token_for(caller, settings.sql.timeout_s + 60))
+    app.state.sql = QueryService(
+        settings.sql_engine(), warehouses, lambda caller: access.token_for(caller, settings.sql.timeout_s + 60), settings.caches.sql_bytes
+    )
     errors.install(app)
     idempotency.install(app)
     auth.install(app)

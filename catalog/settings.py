@@ -14,7 +14,7 @@ from typing import Mapping
 from iceshelf.compaction.settings import MaintenanceSettings
 from iceshelf.sql.engine import EngineConfig
 from iceshelf.sql.settings import SqlSettings
-from iceshelf.tables.settings import AuthSettings, CommitSettings, CredentialSettings, S3Settings
+from iceshelf.tables.settings import AuthSettings, CacheSettings, CommitSettings, CredentialSettings, S3Settings
 from iceshelf.tables.warehouses import Warehouses
 
 DEFAULT_WAREHOUSE = "default"
@@ -52,6 +52,7 @@ class Settings:
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     credentials: CredentialSettings = field(default_factory=CredentialSettings)
+    caches: CacheSettings = field(default_factory=CacheSettings)
 
     @property
     def auth_enabled(self) -> bool:
@@ -65,7 +66,7 @@ class Settings:
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def open_warehouses(self) -> Warehouses:
-        return Warehouses.open(self.warehouses, self.default_warehouse, self.s3, self.commit)
+        return Warehouses.open(self.warehouses, self.default_warehouse, self.s3, self.commit, self.caches)
 
     def sql_engine(self) -> EngineConfig:
         return EngineConfig(self.sql, self.s3, self.url)
@@ -79,6 +80,7 @@ class Settings:
         base = replace(base, auth=AuthSettings.from_env(env))
         base = replace(base, credentials=CredentialSettings.from_env(env))
         base = replace(base, commit=CommitSettings.from_env(env))
+        base = replace(base, caches=CacheSettings.from_env(env))
         if "ICESHELF_WAREHOUSE" in env:
             base = replace(base, warehouses=parse_warehouses(env["ICESHELF_WAREHOUSE"]))
         if "ICESHELF_HOST" in env:

@@ -70,6 +70,40 @@ class CommitSettings:
         return cls(attempts=base.attempts, group_commit=group)
 
 
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """How much memory the caches of immutable files may hold, in total for the process (``ICESHELF_CACHE_MB``).
+
+    Shared out by fixed fractions: half to parsed table metadata files (charged by their raw size),
+    a quarter to manifest lists kept for rebasing appends (by their entries' Avro encoding) and a
+    quarter to the SQL resolver's per-file facts. Parsed models cost a small multiple of what is
+    charged, so a process settles at a few times this budget above its baseline, never beyond.
+    """
+
+    total_bytes: int = 256 * MIB
+
+    @property
+    def metadata_bytes(self) -> int:
+        return self.total_bytes // 2
+
+    @property
+    def manifest_list_bytes(self) -> int:
+        return self.total_bytes // 4
+
+    @property
+    def sql_bytes(self) -> int:
+        return self.total_bytes // 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "CacheSettings":
+        if "ICESHELF_CACHE_MB" not in env:
+            return cls()
+        return cls(total_bytes=int(float(env["ICESHELF_CACHE_MB"]) * MIB))
+
+
 @dataclass(frozen=True)
 class AuthSettings:
     """Authentication and authorization (``tables/access/``).

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from iceshelf.tables.errors import NoSuchWarehouseError
 from iceshelf.tables.objectstore import open_store
-from iceshelf.tables.settings import CommitSettings, S3Settings
+from iceshelf.tables.metadata.files import metadata_cache
+from iceshelf.tables.settings import CacheSettings, CommitSettings, S3Settings
 from iceshelf.tables.tablestore import TableStore
 
 
@@ -16,10 +17,19 @@ class Warehouses:
     default: str
 
     @classmethod
-    def open(cls, locations: dict[str, str], default: str, s3: S3Settings, commit: CommitSettings) -> "Warehouses":
-        """``locations``: warehouse name -> a directory or ``s3://bucket[/prefix]``."""
+    def open(
+        cls,
+        locations: dict[str, str],
+        default: str,
+        s3: S3Settings,
+        commit: CommitSettings,
+        caches: CacheSettings = CacheSettings(),
+    ) -> "Warehouses":
+        """``locations``: warehouse name -> a directory or ``s3://bucket[/prefix]``. One metadata cache
+        serves them all, so its budget is the process's, however many warehouses it holds."""
+        files = metadata_cache(caches.metadata_bytes)
         tables = {
-            name: TableStore(name, open_store(location, s3), commit.attempts, commit.group_commit)
+            name: TableStore(name, open_store(location, s3), commit.attempts, commit.group_commit, files)
             for name, location in locations.items()
         }
         return cls(tables, default)
