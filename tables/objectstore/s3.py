@@ -43,11 +43,13 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import socket
 import threading
 from typing import Any, Awaitable, Callable, TypeVar
 
 import aiobotocore.session
 import aiohttp
+from aiobotocore.httpsession import AIOHTTPSession
 import fsspec.asyn
 import s3fs
 from botocore.exceptions import (
@@ -103,6 +105,21 @@ def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
     params.get("headers", {}).pop("Expect", None)
 
 
+class _NeverResendSession(AIOHTTPSession):
+    """The conditional writes' HTTP session: aiohttp must not resend a request by itself.
+
+    aiohttp resends a PUT once, silently, when the connection drops before a response arrives
+    (RFC 9112's retry of idempotent methods). A conditional PUT is not idempotent: if the first
+    one landed, the resend answers 412 and a won race is reported as lost. aiohttp has no public
+    switch for this, so the flag is cleared on each session this client creates.
+    """
+
+    async def _get_session(self, proxy_url):  # type: ignore[no-untyped-def]
+        session = await super()._get_session(proxy_url)
+        session._retry_connection = False
+        return session
+
+
 def _shared_session() -> aiobotocore.session.AioSession:
     """One botocore session for every store: it caches the parsed service models, which makes
     creating a client ~10x cheaper than with a session of its own. Clients stay per store."""
@@ -148,7 +165,14 @@ def _fault(exc: BaseException) -> StoreUnavailable | None:
             if _error_code(exc) in _THROTTLED or status == 429:
                 return StoreThrottled(f"the store is throttling requests: {exc}")
             return StoreServerError(f"the store answered {status}: {exc}") if status >= 500 else None
-        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, aiohttp.ClientConnectorError, ConnectionRefusedError)):
+        if isinstance(exc, EndpointConnectionError):
+            # aiobotocore wraps every aiohttp connection error in this one, a reset after the
+            # request was sent too: only a failure to connect proves the request never left.
+            inner = exc.kwargs.get("error")
+            if inner is not None and not isinstance(inner, (aiohttp.ClientConnectorError, socket.gaierror)):
+                return StoreConnectionLost(f"the connection to the store was lost: {inner!r}")
+            return StoreUnreachable(f"cannot connect to the store: {exc}")
+        if isinstance(exc, (ConnectTimeoutError, aiohttp.ClientConnectorError, ConnectionRefusedError)):
             return StoreUnreachable(f"cannot connect to the store: {exc}")
         if isinstance(exc, (ReadTimeoutError, TimeoutError)):
             return StoreTimeout(f"the store did not answer in time: {exc}")
@@ -173,9 +197,9 @@ class S3Store(ObjectStore):
         self.settings = settings
         self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._fs = self._filesystem()
-        self._cas_fs = self._filesystem()
+        self._cas_fs = self._filesystem(never_resend=True)
 
-    def _filesystem(self) -> s3fs.S3FileSystem:
+    def _filesystem(self, never_resend: bool = False) -> s3fs.S3FileSystem:
         """A client that never retries by itself: ``_idempotent`` retries, with one budget for every layer."""
         s = self.settings
         config: dict[str, Any] = {
@@ -184,6 +208,8 @@ class S3Store(ObjectStore):
             "retries": {"mode": "standard", "total_max_attempts": 1},
             "max_pool_connections": 64,  # conditional writes can wait seconds on SeaweedFS; do not starve others
         }
+        if never_resend:
+            config["http_session_cls"] = _NeverResendSession
         if s.path_style:
             config["s3"] = {"addressing_style": "path"}
         client_kwargs: dict[str, Any] = {"region_name": s.region}
