@@ -112,10 +112,7 @@ class FaultProxy:
             self._loop.call_soon_threadsafe(self._server.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(_cancel_all())
         self._loop.close()
 
     def __enter__(self) -> "FaultProxy":
@@ -179,6 +176,14 @@ class FaultProxy:
         else:
             client_writer.close()
             upstream_writer.close()
+
+
+async def _cancel_all() -> None:
+    """Cancel and wait for every connection still open, so none is destroyed pending."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 class _Dropped(Exception):
