@@ -50,6 +50,8 @@ class FaultProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
         self._server: asyncio.base_events.Server | None = None
+        #: Open connections: held here, since asyncio keeps only weak references to running tasks.
+        self._connections: set[asyncio.Task] = set()
         self.url = ""
 
     # -- control ------------------------------------------------------------------------------
@@ -124,6 +126,14 @@ class FaultProxy:
     # -- forwarding ---------------------------------------------------------------------------
 
     async def _connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
+        try:
+            await self._forward(client_reader, client_writer)
+        finally:
+            self._connections.discard(task)
+
+    async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
         except OSError:
