@@ -15,6 +15,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from bench import compaction as compaction_bench  # noqa: E402
+from bench import memory as memory_bench  # noqa: E402
 from bench import sql as sql_bench  # noqa: E402
 from bench import throughput as throughput_bench  # noqa: E402
 from bench.catalog import BenchConfig, run_to_file, summary_table  # noqa: E402
@@ -25,6 +26,7 @@ _SUITES = (
     ("sql", sql_bench, sql_bench.SqlBenchConfig),
     ("compaction", compaction_bench, compaction_bench.CompactionBenchConfig),
     ("throughput", throughput_bench, throughput_bench.ThroughputBenchConfig),
+    ("memory", memory_bench, memory_bench.MemoryBenchConfig),
 )
 
 
@@ -52,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--skip-throughput", action="store_true", help="do not run the commit throughput benchmark (throughput.json beside --out)"
+    )
+    parser.add_argument(
+        "--skip-memory", action="store_true", help="do not run the memory-over-history benchmark (memory.json beside --out)"
     )
     return parser
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from iceshelf.catalog import auth, errors, idempotency
+from iceshelf.catalog import auth, errors, idempotency, requestlog
 from iceshelf.catalog.routes import config, maintenance, namespaces, signer, sql_queries, sql_trino, tables, transactions, views
 from iceshelf.catalog.settings import Settings
 from iceshelf.compaction.jobs.scheduler import Scheduler
@@ -37,10 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.warehouses = warehouses
     app.state.metrics_reports = Counter()
     app.state.access = access = AccessGate(warehouses.tables[warehouses.default].objects, settings.auth, settings.auth_enabled)
-    app.state.sql = QueryService(settings.sql_engine(), warehouses, lambda caller: access.token_for(caller, settings.sql.timeout_s + 60))
+    app.state.sql = QueryService(
+        settings.sql_engine(), warehouses, lambda caller: access.token_for(caller, settings.sql.timeout_s + 60), settings.caches.sql_bytes
+    )
     errors.install(app)
     idempotency.install(app)
     auth.install(app)
+    requestlog.install(app)
     guarded = [Depends(auth.authorize)]
     app.state.vendor = CredentialVendor(settings.s3, settings.credentials)
     app.state.signer = RemoteSigner(settings.s3)

@@ -1,8 +1,10 @@
-"""The one place where outcomes become HTTP: every typed error maps to an Iceberg ``ErrorModel``."""
+"""The one place where outcomes become HTTP: every typed error maps to an Iceberg ``ErrorModel``.
+
+A failed request is logged once, by ``iceshelf.catalog.requestlog`` (request id, operation, cause);
+the handlers here only record the cause on the request for it.
+"""
 
 from __future__ import annotations
-
-import logging
 
 from botocore.exceptions import BotoCoreError
 from fastapi import FastAPI, Request
@@ -13,8 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from iceshelf.sql import errors as sql_errors
 from iceshelf.tables import errors as e
-
-log = logging.getLogger("iceshelf.catalog")
+from iceshelf.tables.objectstore import StoreUnavailable
 
 #: Most specific first: the first matching class decides (status, Iceberg error type).
 _MAPPING: list[tuple[type[BaseException], int, str]] = [
@@ -42,6 +43,7 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (NotImplementedError, 406, "UnsupportedOperationException"),
     # The object store failing (after its own retries): nothing was applied -- the commit path
     # reconciles a failed commit-point write, and answers CommitStateUnknown if it cannot.
+    (StoreUnavailable, 503, "ServiceUnavailableException"),
     (OSError, 503, "ServiceUnavailableException"),
     (BotoCoreError, 503, "ServiceUnavailableException"),
 ]
@@ -51,10 +53,13 @@ def error_body(status: int, type_name: str, message: str) -> dict:
     return {"error": {"message": message, "type": type_name, "code": status}}
 
 
-def error_response(status: int, type_name: str, message: str) -> JSONResponse:
-    # RFC 6750: a 401 names the scheme the client should use.
-    headers = {"WWW-Authenticate": 'Bearer realm="iceshelf"'} if status == 401 else None
-    return JSONResponse(error_body(status, type_name, message), status_code=status, headers=headers)
+def error_response(status: int, type_name: str, message: str, retry_after_s: float = 1.0) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if status == 401:  # RFC 6750: a 401 names the scheme the client should use.
+        headers["WWW-Authenticate"] = 'Bearer realm="iceshelf"'
+    if status == 503:  # RFC 9110: when to try again.
+        headers["Retry-After"] = str(max(1, round(retry_after_s)))
+    return JSONResponse(error_body(status, type_name, message), status_code=status, headers=headers or None)
 
 
 def classify(exc: BaseException) -> tuple[int, str]:
@@ -81,21 +86,26 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, type_name, str(exc.detail))
 
     async def _typed(request: Request, exc: Exception) -> JSONResponse:
-        status, type_name = classify(exc)
-        if status >= 500:
-            log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-            if isinstance(exc, e.CommitStateUnknownException):
-                message = str(exc)
-            elif status == 503:
-                message = "The object store is unavailable; nothing was changed. Retry later."
-            else:
-                message = "Internal server error"
-        else:
-            message = str(exc) or type_name
-        return error_response(status, type_name, message)
+        return typed_response(request, exc)
 
     # Each mapped class gets its own handler (handled in the exception middleware, so an expected
-    # outcome is not logged as a crash); ``Exception`` catches real faults as a 500 ErrorModel.
+    # outcome is not logged as a crash); real faults reach ``requestlog``, which answers them with
+    # ``typed_response`` too (a 500 ErrorModel).
     for cls, _, _ in _MAPPING:
         app.add_exception_handler(cls, _typed)
-    app.add_exception_handler(Exception, _typed)
+
+
+def typed_response(request: Request, exc: BaseException) -> JSONResponse:
+    """The ErrorModel for ``exc``; the cause is kept on the request for the one log line."""
+    request.state.failure = exc
+    status, type_name = classify(exc)
+    if status >= 500:
+        if isinstance(exc, e.CommitStateUnknownException):
+            message = str(exc)
+        elif status == 503:
+            message = "The object store is unavailable; nothing was changed. Retry later."
+        else:
+            message = "Internal server error"
+    else:
+        message = str(exc) or type_name
+    return error_response(status, type_name, message, getattr(exc, "retry_after_s", 1.0))

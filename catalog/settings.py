@@ -14,7 +14,7 @@ from typing import Mapping
 from iceshelf.compaction.settings import MaintenanceSettings
 from iceshelf.sql.engine import EngineConfig
 from iceshelf.sql.settings import SqlSettings
-from iceshelf.tables.settings import AuthSettings, CommitSettings, CredentialSettings, S3Settings
+from iceshelf.tables.settings import AuthSettings, CacheSettings, CommitSettings, CredentialSettings, S3Settings
 from iceshelf.tables.warehouses import Warehouses
 
 DEFAULT_WAREHOUSE = "default"
@@ -73,6 +73,7 @@ class Settings:
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     credentials: CredentialSettings = field(default_factory=CredentialSettings)
+    caches: CacheSettings = field(default_factory=CacheSettings)
 
     @property
     def auth_enabled(self) -> bool:
@@ -86,7 +87,9 @@ class Settings:
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def open_warehouses(self) -> Warehouses:
-        return Warehouses.open(self.warehouses, self.default_warehouse, self.s3, self.commit, self.allowed_locations)
+        return Warehouses.open(
+            self.warehouses, self.default_warehouse, self.s3, self.commit, self.allowed_locations, self.caches
+        )
 
     def sql_engine(self) -> EngineConfig:
         return EngineConfig(self.sql, self.s3, self.url)
@@ -100,6 +103,7 @@ class Settings:
         base = replace(base, auth=AuthSettings.from_env(env))
         base = replace(base, credentials=CredentialSettings.from_env(env))
         base = replace(base, commit=CommitSettings.from_env(env))
+        base = replace(base, caches=CacheSettings.from_env(env))
         if "ICESHELF_WAREHOUSE" in env:
             base = replace(base, warehouses=parse_warehouses(env["ICESHELF_WAREHOUSE"]))
         if "ICESHELF_ALLOWED_LOCATIONS" in env:

@@ -33,6 +33,7 @@ from iceshelf.sql.rewrite import Plan, rewrite
 from iceshelf.sql.system_tables import materialize
 from iceshelf.tables.access import OPEN, Principal
 from iceshelf.tables.errors import NoSuchNamespaceError, NoSuchTableError, NoSuchWarehouseError
+from iceshelf.tables.settings import CacheSettings
 from iceshelf.tables.warehouses import Warehouses
 
 log = logging.getLogger("iceshelf.sql")
@@ -156,12 +157,19 @@ def namespace_levels(namespace: str | None) -> tuple[str, ...] | None:
 
 
 class QueryService:
-    def __init__(self, config: EngineConfig, warehouses: Warehouses, token_for: Callable[[Principal], str | None]) -> None:
-        """``token_for`` mints the bearer token a query's writes reach the catalog with (``None``: auth off)."""
+    def __init__(
+        self,
+        config: EngineConfig,
+        warehouses: Warehouses,
+        token_for: Callable[[Principal], str | None],
+        cache_bytes: int = CacheSettings().sql_bytes,
+    ) -> None:
+        """``token_for`` mints the bearer token a query's writes reach the catalog with (``None``: auth off);
+        ``cache_bytes`` bounds the resolver's caches."""
         self.limits = config.limits
         self.token_for = token_for
         self.warehouses = warehouses
-        self.catalog = WarehouseCatalog(warehouses)
+        self.catalog = WarehouseCatalog(warehouses, cache_bytes)
         self.engine = Engine(config, warehouses)
         self.engine.prewarm()
         self.history = History(warehouses)

@@ -5,55 +5,39 @@ reads -- a query sees every commit acknowledged before it was planned -- and mea
 query scans: the bytes of the data and delete files of the snapshots it reads (Athena's "data
 scanned", without credit for the row groups DuckDB skips), cached per snapshot. What is derived
 from a metadata file (snapshot ids, the snapshot log) is cached by its location: metadata files are
-immutable, and the pointer read that names the location is never skipped.
+immutable, and the pointer read that names the location is never skipped. Both caches are bounded
+by an estimate of their entries' bytes (a table's facts grow with its history).
 """
 
 from __future__ import annotations
-
-import threading
-from collections import OrderedDict
-from typing import Callable, Generic, TypeVar
 
 from pyiceberg.catalog.noop import NoopCatalog
 from pyiceberg.table import StaticTable
 
 from iceshelf.sql.rewrite import Scan, TableInfo
+from iceshelf.tables.caches import ByteLRU
 from iceshelf.tables.errors import NoSuchNamespaceError, NoSuchTableError
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.fileio import StoreFileIO
+from iceshelf.tables.settings import CacheSettings
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 from iceshelf.tables.warehouses import Warehouses
 
-V = TypeVar("V")
+#: Rough bytes of one cached key and its bookkeeping, and of one snapshot in a ``TableInfo``.
+_ENTRY_BYTES = 256
+_SNAPSHOT_BYTES = 160
 
 
-class _Cache(Generic[V]):
-    """A thread-safe LRU of values computed from immutable inputs (two threads may both compute one)."""
-
-    def __init__(self, size: int) -> None:
-        self._values: OrderedDict[str, V] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: str, compute: Callable[[], V]) -> V:
-        with self._lock:
-            if key in self._values:
-                self._values.move_to_end(key)
-                return self._values[key]
-        value = compute()
-        with self._lock:
-            self._values[key] = value
-            while len(self._values) > self._size:
-                self._values.popitem(last=False)
-        return value
+def _info_bytes(info: TableInfo) -> int:
+    return _ENTRY_BYTES + len(info.metadata_location) + _SNAPSHOT_BYTES * (len(info.snapshot_ids) + len(info.history) + len(info.refs))
 
 
 class WarehouseCatalog:
-    def __init__(self, warehouses: Warehouses, cache_size: int = 4096) -> None:
+    def __init__(self, warehouses: Warehouses, cache_bytes: int = CacheSettings().sql_bytes) -> None:
         self.warehouses = warehouses
         self.default_warehouse = warehouses.default
-        self._snapshot_bytes: _Cache[int] = _Cache(cache_size)
-        self._infos: _Cache[TableInfo] = _Cache(cache_size)
+        self._snapshot_bytes: ByteLRU[str, int] = ByteLRU(cache_bytes // 8, lambda _: _ENTRY_BYTES)
+        self._infos: ByteLRU[str, TableInfo] = ByteLRU(cache_bytes - cache_bytes // 8, _info_bytes)
 
     def is_warehouse(self, name: str) -> bool:
         return name in self.warehouses.tables
@@ -72,7 +56,7 @@ class WarehouseCatalog:
         if loaded is None:
             return None
         metadata = loaded.metadata
-        return self._infos.get(
+        return self._infos.get_or_compute(
             loaded.metadata_location,
             lambda: TableInfo(
                 metadata_location=loaded.metadata_location,
@@ -96,7 +80,7 @@ class WarehouseCatalog:
 
     def scanned_bytes(self, scan: Scan) -> int:
         """Bytes of the snapshot's live data and delete files; a snapshot never changes, so cached by it."""
-        return self._snapshot_bytes.get(f"{scan.metadata_location}#{scan.snapshot_id}", lambda: self._measure(scan))
+        return self._snapshot_bytes.get_or_compute(f"{scan.metadata_location}#{scan.snapshot_id}", lambda: self._measure(scan))
 
     def _measure(self, scan: Scan) -> int:
         table = self.static_table(scan.warehouse, scan.identifier, scan.metadata_location)

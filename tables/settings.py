@@ -24,6 +24,15 @@ class S3Settings:
     secret_access_key: str | None = None
     session_token: str | None = None
     region: str = "us-east-1"
+    #: Seconds to establish a connection; past it the store is unreachable (the request was never sent).
+    connect_timeout_s: float = 5.0
+    #: Seconds of silence tolerated while waiting for a response or its next bytes: a stalled store fails
+    #: instead of hanging. Generous, because SeaweedFS answers racing conditional writes one by one.
+    read_timeout_s: float = 30.0
+    #: Attempts per idempotent request (reads, listings, deletes, overwrites) on a transient fault.
+    retry_attempts: int = 4
+    #: Seconds an idempotent request may take in total, retries included, before it answers 503.
+    retry_budget_s: float = 30.0
 
     @property
     def path_style(self) -> bool:
@@ -38,6 +47,10 @@ class S3Settings:
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
             session_token=env.get("AWS_SESSION_TOKEN"),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            connect_timeout_s=float(env.get("ICESHELF_S3_CONNECT_TIMEOUT", cls.connect_timeout_s)),
+            read_timeout_s=float(env.get("ICESHELF_S3_READ_TIMEOUT", cls.read_timeout_s)),
+            retry_attempts=int(env.get("ICESHELF_S3_RETRY_ATTEMPTS", cls.retry_attempts)),
+            retry_budget_s=float(env.get("ICESHELF_S3_RETRY_BUDGET", cls.retry_budget_s)),
         )
 
 
@@ -59,6 +72,40 @@ class CommitSettings:
         group = env_flag(env["ICESHELF_GROUP_COMMIT"]) if "ICESHELF_GROUP_COMMIT" in env else base.group_commit
         rebase = env_flag(env["ICESHELF_REBASE_APPENDS"]) if "ICESHELF_REBASE_APPENDS" in env else base.rebase_appends
         return cls(attempts=base.attempts, group_commit=group, rebase_appends=rebase)
+
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """How much memory the caches of immutable files may hold, in total for the process (``ICESHELF_CACHE_MB``).
+
+    Shared out by fixed fractions: half to parsed table metadata files (charged twice their raw size:
+    the bytes and the parsed model), a quarter to manifest lists kept for rebasing appends (by their
+    entries' Avro encoding, per warehouse) and a quarter to the SQL resolver's per-file facts. The
+    charges are estimates; ``make bench`` (suite ``memory``) shows RSS levelling off under them.
+    """
+
+    total_bytes: int = 256 * MIB
+
+    @property
+    def metadata_bytes(self) -> int:
+        return self.total_bytes // 2
+
+    @property
+    def manifest_list_bytes(self) -> int:
+        return self.total_bytes // 4
+
+    @property
+    def sql_bytes(self) -> int:
+        return self.total_bytes // 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "CacheSettings":
+        if "ICESHELF_CACHE_MB" not in env:
+            return cls()
+        return cls(total_bytes=int(float(env["ICESHELF_CACHE_MB"]) * MIB))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.typedef import Properties
 from pyiceberg.utils.properties import property_as_bool
 
+from iceshelf.tables.caches import ByteLRU
 from iceshelf.tables.commit.changes import Staged, TableChange, not_found
 from iceshelf.tables.commit.committer import Committer
 from iceshelf.tables.errors import (
@@ -35,7 +36,7 @@ from iceshelf.tables.errors import (
 )
 from iceshelf.tables.locations import WarehouseLocations, deletable_prefix
 from iceshelf.tables.metadata.builder import create_metadata
-from iceshelf.tables.metadata.files import LoadedTable, MetadataFiles
+from iceshelf.tables.metadata.files import LoadedTable, MetadataFile, MetadataFiles
 from iceshelf.tables.names import Identifier, Namespace
 from iceshelf.tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
 from iceshelf.tables.objectstore.fileio import StoreFileIO
@@ -50,14 +51,20 @@ log = logging.getLogger("iceshelf.tables")
 
 class TableStore:
     def __init__(
-        self, name: str, objects: ObjectStore, commit_attempts: int = 20, group_commit: bool = True, rebase_appends: bool = False
+        self,
+        name: str,
+        objects: ObjectStore,
+        commit_attempts: int = 20,
+        group_commit: bool = True,
+        rebase_appends: bool = False,
+        metadata_cache: ByteLRU[str, MetadataFile] | None = None,
     ) -> None:
         self.name = name
         #: The warehouse's object store (a ``TableStore`` is ``tables``; its ``ObjectStore`` is ``objects``).
         self.objects = objects
         self.namespaces = Namespaces(objects, commit_attempts)
         self.entries = Entries(objects, self.namespaces, commit_attempts)
-        self.files = MetadataFiles(objects)
+        self.files = MetadataFiles(objects, metadata_cache)
         self.io = StoreFileIO(objects)
         self.locations = WarehouseLocations(objects, self._locations)
         self.committer = Committer(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iceshelf.tables.errors import NoSuchWarehouseError
+from iceshelf.tables.metadata.files import metadata_cache
 from iceshelf.tables.objectstore import open_warehouse_store
-from iceshelf.tables.settings import CommitSettings, S3Settings
+from iceshelf.tables.settings import CacheSettings, CommitSettings, S3Settings
 from iceshelf.tables.tablestore import TableStore
 
 
@@ -23,12 +24,15 @@ class Warehouses:
         s3: S3Settings,
         commit: CommitSettings,
         allowed_locations: dict[str, tuple[str, ...]] | None = None,
+        caches: CacheSettings = CacheSettings(),
     ) -> "Warehouses":
         """``locations``: warehouse name -> a directory or ``s3://bucket[/prefix]``; ``allowed_locations``:
-        warehouse name -> the locations outside its root where its tables and views may also live."""
+        warehouse name -> the locations outside its root where its tables and views may also live. One
+        metadata cache serves them all, so its budget is the process's, however many warehouses it holds."""
         allowed_locations = allowed_locations or {}
         if unknown := set(allowed_locations) - set(locations):
             raise ValueError(f"allowed locations given for unknown warehouse(s) {sorted(unknown)}")
+        files = metadata_cache(caches.metadata_bytes)
         tables = {
             name: TableStore(
                 name,
@@ -36,6 +40,7 @@ class Warehouses:
                 commit.attempts,
                 commit.group_commit,
                 commit.rebase_appends,
+                files,
             )
             for name, location in locations.items()
         }

@@ -54,7 +54,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("bench")
     out = tmp / "nested" / "catalog.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--skip-sql", "--skip-throughput", "--out", str(out), "--workdir", str(tmp / "work")],
+        [sys.executable, "-m", "bench", "--quick", "--skip-sql", "--skip-throughput", "--skip-memory", "--out", str(out), "--workdir", str(tmp / "work")],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 from dataclasses import replace
 
 from iceshelf.catalog.cli import maintenance, sql
 from iceshelf.catalog.cli.flags import add_warehouse_flags, settings_from
+
+
+#: The cyclic collector's thresholds for a server (CPython's default: 700, 10, 10). The caches keep a bounded set
+#: of large parsed metadata models while every commit allocates a new one; at the default the collector
+#: walks the whole cache several times per commit (a third of a commit's time on a table of 1,000 snapshots,
+#: measured). Refcounting still frees everything at once; cycles just wait a little longer.
+_GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -54,5 +62,6 @@ def run(args: argparse.Namespace) -> int:
             "set ICESHELF_AUTH=on to require credentials",
             settings.host,
         )
+    gc.set_threshold(*_GC_THRESHOLDS)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, workers=1)
     return 0

@@ -104,6 +104,10 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+#: Cached records beyond which expired ones are dropped: the cache stays as small as the names in use.
+_PRUNE_AT = 1024
+
+
 class PrincipalStore:
     """CRUD of principal records plus a short-lived read cache.
 
@@ -128,7 +132,10 @@ class PrincipalStore:
             return hit[1]
         principal = self._read(name)
         with self._lock:
-            self._cache[name] = (time.monotonic(), principal)
+            now = time.monotonic()
+            if len(self._cache) >= _PRUNE_AT:  # names come and go (OIDC subjects): drop the expired ones
+                self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self.cache_s}
+            self._cache[name] = (now, principal)
         return principal
 
     def list(self) -> list[Principal]:

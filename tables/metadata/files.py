@@ -1,25 +1,26 @@
 """Immutable metadata files: named, written with ``Create``, read through a cache.
 
 A metadata file never changes once written, so parsed files are cached by location; only
-the pointer must be read fresh for a strongly consistent load.
+the pointer must be read fresh for a strongly consistent load. The cache is bounded by the files'
+sizes (a table's file grows with its history), and one cache may serve every warehouse.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.view.metadata import ViewMetadata
 
+from iceshelf.tables.caches import ByteLRU
 from iceshelf.tables.locations import location_key
 from iceshelf.tables.metadata.builder import parse_metadata, serialize_metadata
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore import CREATE, ObjectNotFound, ObjectStore
+from iceshelf.tables.settings import CacheSettings
 
 _VERSIONED = re.compile(r"(\d+)-[0-9a-fA-F-]{36}\.(?:gz\.)?metadata\.json")
 
@@ -69,26 +70,26 @@ def next_metadata_location(table_location: str, previous: str | None, metadata_d
     return f"{directory.rstrip('/')}/{version:05d}-{uuid.uuid4()}.metadata.json"
 
 
+def metadata_cache(max_bytes: int = CacheSettings().metadata_bytes) -> ByteLRU[str, MetadataFile]:
+    """Parsed metadata files by location, each charged twice its raw size: the bytes kept, and the parsed
+    model, measured (``make bench``, suite ``memory``) to cost about as much again."""
+    return ByteLRU(max_bytes, lambda file: 2 * len(file.raw) + len(file.location))
+
+
 class MetadataFiles:
-    def __init__(self, store: ObjectStore, cache_size: int = 1024) -> None:
+    def __init__(self, store: ObjectStore, cache: ByteLRU[str, MetadataFile] | None = None) -> None:
         self.store = store
-        self._cache: OrderedDict[str, MetadataFile] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache = metadata_cache() if cache is None else cache
 
     def key(self, location: str) -> str:
         return location_key(self.store, location)
 
     def read(self, location: str) -> MetadataFile:
-        with self._lock:
-            cached = self._cache.get(location)
-            if cached is not None:
-                self._cache.move_to_end(location)
-                return cached
+        cached = self._cache.get(location)
+        if cached is not None:
+            return cached
         raw = self.store.get(self.key(location)).data
-        loaded = MetadataFile(location, parse_metadata(raw), raw)
-        self._remember(loaded)
-        return loaded
+        return self._cache.put(location, MetadataFile(location, parse_metadata(raw), raw))
 
     def exists(self, location: str) -> bool:
         try:
@@ -101,17 +102,8 @@ class MetadataFiles:
         location = next_metadata_location(metadata.location, previous)
         raw = serialize_metadata(metadata)
         self.store.put(self.key(location), raw, CREATE)
-        written = MetadataFile(location, metadata, raw)
-        self._remember(written)
-        return written
+        return self._cache.put(location, MetadataFile(location, metadata, raw))
 
     def delete(self, location: str) -> None:
-        with self._lock:
-            self._cache.pop(location, None)
+        self._cache.pop(location)
         self.store.delete(self.key(location))
-
-    def _remember(self, file: MetadataFile) -> None:
-        with self._lock:
-            self._cache[file.location] = file
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)

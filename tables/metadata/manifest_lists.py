@@ -18,8 +18,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -32,6 +30,9 @@ from pyiceberg.io import FileIO
 from pyiceberg.manifest import DEFAULT_READ_VERSION, MANIFEST_LIST_FILE_SCHEMAS, ManifestFile, read_manifest_list
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.utils.schema_conversion import AvroSchemaConversion
+
+from iceshelf.tables.caches import ByteLRU
+from iceshelf.tables.settings import CacheSettings
 
 _HEADER = construct_writer(META_SCHEMA)
 
@@ -57,6 +58,11 @@ def _encode(manifest: ManifestFile, version: int) -> bytes:
     return buffer.getvalue()
 
 
+#: Bytes charged per list, and per entry of a list whose encoding is not known yet (a v2 entry is ~150-300).
+_LIST_OVERHEAD = 512
+_ENTRY_ESTIMATE = 256
+
+
 @dataclass(frozen=True, eq=False)
 class ManifestList:
     """A manifest list's entries, shared: nobody may modify them."""
@@ -71,6 +77,13 @@ class ManifestList:
         if done is None:  # two threads may both encode: same bytes, either wins
             done = self._encoded[version] = tuple(_encode(m, version) for m in self.manifests)
         return done
+
+    @property
+    def nbytes(self) -> int:
+        """What the cache charges: the entries' encoding (a list read and not yet encoded: an estimate of it)."""
+        encoded = next(iter(self._encoded.values()), None)
+        entries = sum(map(len, encoded)) if encoded is not None else _ENTRY_ESTIMATE * len(self.manifests)
+        return _LIST_OVERHEAD + len(self.location) + 2 * entries  # the parsed entries cost about as much again
 
 
 def _file_bytes(snapshot: Snapshot, version: int, entries: list[bytes]) -> bytes:
@@ -98,19 +111,15 @@ def _removals_only(manifest: ManifestFile) -> bool:
 
 
 class ManifestLists:
-    """Manifest lists by location, the most recently used ``size`` of them kept in memory."""
+    """Manifest lists by location, the most recently used kept in memory up to ``max_bytes`` (``ManifestList.nbytes``)."""
 
-    def __init__(self, io: FileIO, size: int = 64) -> None:
+    def __init__(self, io: FileIO, max_bytes: int = CacheSettings().manifest_list_bytes) -> None:
         self.io = io
-        self._size = size
-        self._lists: OrderedDict[str, ManifestList] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lists: ByteLRU[str, ManifestList] = ByteLRU(max_bytes, lambda kept: kept.nbytes)
 
     def read(self, location: str) -> ManifestList:
-        with self._lock:
-            if (kept := self._lists.get(location)) is not None:
-                self._lists.move_to_end(location)
-                return kept
+        if (kept := self._lists.get(location)) is not None:
+            return kept
         return self._keep(ManifestList(location, tuple(read_manifest_list(self.io.new_input(location)))))
 
     def write(self, location: str, snapshot: Snapshot, version: int, own: list[ManifestFile], base: ManifestList | None) -> ManifestList:
@@ -130,8 +139,4 @@ class ManifestLists:
         return self._keep(ManifestList(location, (*own, *(m for m, _ in inherited)), {version: tuple(entries)}))
 
     def _keep(self, kept: ManifestList) -> ManifestList:
-        with self._lock:
-            self._lists[kept.location] = kept
-            while len(self._lists) > self._size:
-                self._lists.popitem(last=False)
-        return kept
+        return self._lists.put(kept.location, kept)

@@ -62,6 +62,48 @@ class PreconditionFailed(ObjectStoreError):
     """An ``Update`` lost: the key's etag moved on, or the key is gone."""
 
 
+class StoreUnavailable(ObjectStoreError, OSError):
+    """The store failed to answer, after the backend's own bounded retries: a transient fault.
+
+    A read or listing that raises it changed nothing. A write may or may not have landed when
+    the request was sent (``sent``): a conditional write is never retried blindly, so its caller
+    (the commit path's reconciliation) decides what happened. ``retry_after_s`` is the client's
+    hint: how long the store is expected to need. Each subclass is one failure class; the catalog
+    maps them all to 503 (see ARCHITECTURE.md, "Failures").
+    """
+
+    retry_after_s: float = 1.0
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class StoreUnreachable(StoreUnavailable):
+    """No connection could be made (refused, no route, connect timeout): the request was never sent."""
+
+    def __init__(self, message: str, *, sent: bool = False) -> None:
+        super().__init__(message, sent=sent)
+
+
+class StoreConnectionLost(StoreUnavailable):
+    """The connection was reset or the response cut off mid-body."""
+
+
+class StoreTimeout(StoreUnavailable):
+    """The store stopped answering: no byte within the read timeout, or the retry budget ran out."""
+
+
+class StoreServerError(StoreUnavailable):
+    """The store answered 5xx."""
+
+
+class StoreThrottled(StoreUnavailable):
+    """The store asked us to slow down (503 SlowDown, 429, RequestLimitExceeded)."""
+
+    retry_after_s = 2.0
+
+
 @dataclass(frozen=True)
 class Create:
     """Write only if the key does not exist (S3 ``If-None-Match: *``)."""

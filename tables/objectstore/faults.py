@@ -21,6 +21,7 @@ from iceshelf.tables.objectstore.base import (
     ObjectStore,
     Overwrite,
     PutMode,
+    StoreServerError,
 )
 
 When = Literal["before", "after"]
@@ -30,8 +31,8 @@ class SimulatedCrash(BaseException):
     """The process "died" at this operation; nothing after it ran."""
 
 
-class InjectedFault(OSError):
-    """A transient storage fault (500, timeout) injected by a test."""
+class InjectedFault(StoreServerError):
+    """A transient storage fault (a 5xx after the backend's retries) injected by a test: typed as a real one."""
 
 
 @dataclass

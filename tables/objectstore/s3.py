@@ -14,8 +14,14 @@ Two clients, on purpose:
   transport error instead (outcome unknown, the caller must re-read). Only failures to
   *connect*, where the request was never sent, are retried.
 
-Only expected outcomes become the store's exceptions; every other fault (5xx, connection
-errors, a missing bucket, bad credentials) propagates as s3fs raised it.
+Every fault is bounded and typed. A request gets ``connect_timeout_s`` to connect and
+``read_timeout_s`` of silence per read (a stalled store fails, it does not hang); an idempotent
+request -- the whole of it, a GET's body included, which botocore's and s3fs's own retries
+never covered -- is retried up to ``retry_attempts`` times within ``retry_budget_s`` on a
+refused or reset connection, a cut body, a timeout, a 5xx or throttling. What still fails raises
+one ``StoreUnavailable`` subclass per failure class (``base.py``); expected outcomes (missing key,
+lost race) raise the contract's own exceptions, and anything else (a missing bucket, bad
+credentials) propagates as s3fs raised it.
 
 Known S3 semantics worth remembering:
 
@@ -35,17 +41,25 @@ Known S3 semantics worth remembering:
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import socket
 import threading
-import time
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 import aiobotocore.session
+import aiohttp
+from aiobotocore.httpsession import AIOHTTPSession
 import fsspec.asyn
 import s3fs
 from botocore.exceptions import (
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+    ResponseStreamingError,
 )
 
 from iceshelf.tables.objectstore.base import (
@@ -58,15 +72,19 @@ from iceshelf.tables.objectstore.base import (
     Overwrite,
     PreconditionFailed,
     PutMode,
+    StoreConnectionLost,
+    StoreServerError,
+    StoreThrottled,
+    StoreTimeout,
+    StoreUnavailable,
+    StoreUnreachable,
     Update,
 )
 from iceshelf.tables.settings import S3Settings
 
-_TIMEOUT_S = 60
-#: Attempts per idempotent request, at each of botocore's and s3fs's retry layers.
-_RETRIES = 3
-#: Attempts for a conditional write whose connection could not be established (never sent).
-_CONNECT_ATTEMPTS = 5
+T = TypeVar("T")
+
+_THROTTLED = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "429"})
 
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _LOST_CREATE = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
@@ -85,6 +103,21 @@ def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
     after ``read_timeout``. Our bodies are small; sending them straight away costs nothing.
     """
     params.get("headers", {}).pop("Expect", None)
+
+
+class _NeverResendSession(AIOHTTPSession):
+    """The conditional writes' HTTP session: aiohttp must not resend a request by itself.
+
+    aiohttp resends a PUT once, silently, when the connection drops before a response arrives
+    (RFC 9112's retry of idempotent methods). A conditional PUT is not idempotent: if the first
+    one landed, the resend answers 412 and a won race is reported as lost. aiohttp has no public
+    switch for this, so the flag is cleared on each session this client creates.
+    """
+
+    async def _get_session(self, proxy_url):  # type: ignore[no-untyped-def]
+        session = await super()._get_session(proxy_url)
+        session._retry_connection = False
+        return session
 
 
 def _shared_session() -> aiobotocore.session.AioSession:
@@ -121,15 +154,34 @@ def _error_code(exc: BaseException) -> str | None:
     return code or (str(status) if status else None)
 
 
-def _never_sent(exc: BaseException) -> bool:
-    """True when the request provably never reached the server (no connection was made)."""
+def _fault(exc: BaseException) -> StoreUnavailable | None:
+    """The typed transient fault behind ``exc`` (s3fs and botocore wrap them), or ``None`` for any other error."""
     seen = 0
-    while exc is not None and seen < 4:
-        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
-            return True
-        exc = exc.__cause__
+    while exc is not None and seen < 6:
+        if isinstance(exc, StoreUnavailable):
+            return exc
+        if isinstance(exc, ClientError):
+            status = int((exc.response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if _error_code(exc) in _THROTTLED or status == 429:
+                return StoreThrottled(f"the store is throttling requests: {exc}")
+            return StoreServerError(f"the store answered {status}: {exc}") if status >= 500 else None
+        if isinstance(exc, EndpointConnectionError):
+            # aiobotocore wraps every aiohttp connection error in this one, a reset after the
+            # request was sent too: only a failure to connect proves the request never left.
+            inner = exc.kwargs.get("error")
+            if inner is not None and not isinstance(inner, (aiohttp.ClientConnectorError, socket.gaierror)):
+                return StoreConnectionLost(f"the connection to the store was lost: {inner!r}")
+            return StoreUnreachable(f"cannot connect to the store: {exc}")
+        if isinstance(exc, (ConnectTimeoutError, aiohttp.ClientConnectorError, ConnectionRefusedError)):
+            return StoreUnreachable(f"cannot connect to the store: {exc}")
+        if isinstance(exc, (ReadTimeoutError, TimeoutError)):
+            return StoreTimeout(f"the store did not answer in time: {exc}")
+        if isinstance(exc, (ConnectionClosedError, ResponseStreamingError, HTTPClientError, aiohttp.ClientPayloadError,
+                            aiohttp.ClientConnectionError, http.client.IncompleteRead, ConnectionError)):
+            return StoreConnectionLost(f"the connection to the store was lost: {exc}")
+        exc = exc.__cause__ or exc.__context__
         seen += 1
-    return False
+    return None
 
 
 def _ms(value: Any) -> int:
@@ -144,17 +196,20 @@ class S3Store(ObjectStore):
         self.prefix = prefix.strip("/")
         self.settings = settings
         self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self._fs = self._filesystem(retries=True)
-        self._cas_fs = self._filesystem(retries=False)
+        self._fs = self._filesystem()
+        self._cas_fs = self._filesystem(never_resend=True)
 
-    def _filesystem(self, retries: bool) -> s3fs.S3FileSystem:
+    def _filesystem(self, never_resend: bool = False) -> s3fs.S3FileSystem:
+        """A client that never retries by itself: ``_idempotent`` retries, with one budget for every layer."""
         s = self.settings
         config: dict[str, Any] = {
-            "connect_timeout": _TIMEOUT_S,
-            "read_timeout": _TIMEOUT_S,
-            "retries": {"mode": "standard", "total_max_attempts": _RETRIES if retries else 1},
+            "connect_timeout": s.connect_timeout_s,
+            "read_timeout": s.read_timeout_s,
+            "retries": {"mode": "standard", "total_max_attempts": 1},
             "max_pool_connections": 64,  # conditional writes can wait seconds on SeaweedFS; do not starve others
         }
+        if never_resend:
+            config["http_session_cls"] = _NeverResendSession
         if s.path_style:
             config["s3"] = {"addressing_style": "path"}
         client_kwargs: dict[str, Any] = {"region_name": s.region}
@@ -170,14 +225,57 @@ class S3Store(ObjectStore):
             skip_instance_cache=True,  # each store owns its clients; close() must not close someone else's
             use_listings_cache=False,
         )
-        fs.retries = _RETRIES if retries else 1  # s3fs's own retry loop around each call (a class attribute)
+        fs.retries = 1  # s3fs's own retry loop around each call (a class attribute): off, see above
         return fs
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _call(self, method: str, *, cas: bool = False, **kwargs: Any) -> dict[str, Any]:
-        fs = self._cas_fs if cas else self._fs
-        return fsspec.asyn.sync(fs.loop, fs._call_s3, method, Bucket=self.bucket, **kwargs)
+    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """An idempotent request, retried on transient faults."""
+        return self._run(lambda: self._fs._call_s3(method, Bucket=self.bucket, **kwargs))
+
+    def _run(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        return fsspec.asyn.sync(self._fs.loop, self._idempotent, attempt)
+
+    async def _idempotent(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` until it succeeds, fails for good, or the attempts or the time budget run out.
+
+        Each attempt is cut off where the budget ends, so a store that drips bytes cannot hold a
+        request longer than ``retry_budget_s`` plus one backoff.
+        """
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.retry_budget_s
+        attempts = max(1, s.retry_attempts)
+        for number in range(attempts):
+            remaining = deadline - loop.time()
+            try:
+                return await asyncio.wait_for(attempt(), timeout=max(remaining, 0.001))
+            except Exception as exc:
+                fault = _fault(exc)
+                if fault is None:
+                    raise
+                if loop.time() >= deadline and isinstance(fault, StoreTimeout):
+                    fault = StoreTimeout(f"the store did not answer within the {s.retry_budget_s:g} s retry budget")
+                pause = min(0.1 * 2**number, 2.0)
+                if number == attempts - 1 or deadline - loop.time() < pause:
+                    raise fault from exc
+            await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
+
+    async def _conditional(self, **kwargs: Any) -> str:
+        """A conditional write: retried only while no connection could be made (the request was never sent)."""
+        attempts = max(1, self.settings.retry_attempts)
+        for number in range(attempts):
+            try:
+                response = await self._cas_fs._call_s3("put_object", Bucket=self.bucket, **kwargs)
+                return response["ETag"]
+            except Exception as exc:
+                fault = _fault(exc)
+                if not isinstance(fault, StoreUnreachable) or number == attempts - 1:
+                    raise
+            await asyncio.sleep(min(0.1 * 2**number, 2.0))
+        raise AssertionError("unreachable")
 
     def _key(self, key: str) -> str:
         # Same rule as LocalStore. SeaweedFS is path-based: it folds "a//b" into "a/b" (two keys,
@@ -192,8 +290,9 @@ class S3Store(ObjectStore):
     # -- operations -------------------------------------------------------------------------
 
     def get(self, key: str) -> GetResult:
+        full_key = self._key(key)
         try:
-            data, etag = fsspec.asyn.sync(self._fs.loop, self._get, self._key(key))
+            data, etag = self._run(lambda: self._get(full_key))
         except Exception as exc:
             if _error_code(exc) in _NOT_FOUND:
                 raise ObjectNotFound(key) from None
@@ -228,16 +327,15 @@ class S3Store(ObjectStore):
                 lost, error = _LOST_UPDATE, PreconditionFailed
             case _:
                 raise TypeError(f"unknown put mode: {mode!r}")
-        for attempt in range(_CONNECT_ATTEMPTS):
-            try:
-                return self._call("put_object", cas=True, **kwargs)["ETag"]
-            except Exception as exc:
-                if _error_code(exc) in lost:
-                    raise error(key) from None
-                if not _never_sent(exc) or attempt == _CONNECT_ATTEMPTS - 1:
-                    raise
-            time.sleep(min(0.1 * 2**attempt, 2.0))
-        raise AssertionError("unreachable")
+        try:
+            return fsspec.asyn.sync(self._cas_fs.loop, self._conditional, **kwargs)
+        except Exception as exc:
+            if _error_code(exc) in lost:
+                raise error(key) from None
+            fault = _fault(exc)
+            if fault is None or fault is exc:
+                raise
+            raise fault from exc
 
     def delete(self, key: str) -> None:
         try:
