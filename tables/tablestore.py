@@ -26,6 +26,7 @@ from pyiceberg.utils.properties import property_as_bool
 from iceshelf.tables.caches import ByteLRU
 from iceshelf.tables.commit.changes import Staged, TableChange, not_found
 from iceshelf.tables.commit.committer import Committer
+from iceshelf.tables.commit.rebase import AppendRebaser
 from iceshelf.tables.errors import (
     BadRequestError,
     CommitFailedException,
@@ -37,10 +38,12 @@ from iceshelf.tables.errors import (
 from iceshelf.tables.locations import WarehouseLocations, deletable_prefix
 from iceshelf.tables.metadata.builder import create_metadata
 from iceshelf.tables.metadata.files import LoadedTable, MetadataFile, MetadataFiles
+from iceshelf.tables.metadata.manifest_lists import ManifestLists
 from iceshelf.tables.names import Identifier, Namespace
 from iceshelf.tables.objectstore import ObjectNotFound, ObjectStore, PreconditionFailed
 from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.retry import backoff
+from iceshelf.tables.settings import CacheSettings
 from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
 from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.state.pointer import Kind, Pointer
@@ -58,6 +61,7 @@ class TableStore:
         group_commit: bool = True,
         rebase_appends: bool = False,
         metadata_cache: ByteLRU[str, MetadataFile] | None = None,
+        manifest_list_bytes: int = CacheSettings().manifest_list_bytes,
     ) -> None:
         self.name = name
         #: The warehouse's object store (a ``TableStore`` is ``tables``; its ``ObjectStore`` is ``objects``).
@@ -67,8 +71,9 @@ class TableStore:
         self.files = MetadataFiles(objects, metadata_cache)
         self.io = StoreFileIO(objects)
         self.locations = WarehouseLocations(objects, self._locations)
+        rebaser = AppendRebaser(ManifestLists(self.io, manifest_list_bytes), rebase_appends)
         self.committer = Committer(
-            self.entries, self.files, self.io, self.locations, self.after_commit, commit_attempts, group_commit, rebase_appends
+            self.entries, self.files, self.io, self.locations, self.after_commit, rebaser, commit_attempts, group_commit
         )
         self.views = ViewStore(objects, self.namespaces, self.entries, ViewFiles(objects), self.locations, commit_attempts)
 

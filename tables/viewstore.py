@@ -29,7 +29,6 @@ from iceshelf.tables.state.entries import Entries, EntryExists, already_exists
 from iceshelf.tables.state.namespaces import Namespaces
 from iceshelf.tables.state.pointer import Pointer, VersionedPointer
 
-
 #: Java's ``ViewProperties.WRITE_METADATA_LOCATION``: where a view's metadata files go instead of ``<location>/metadata``.
 WRITE_METADATA_PATH = "write.metadata.path"
 

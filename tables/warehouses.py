@@ -41,6 +41,7 @@ class Warehouses:
                 commit.group_commit,
                 commit.rebase_appends,
                 files,
+                caches.manifest_list_bytes,
             )
             for name, location in locations.items()
         }

@@ -105,13 +105,13 @@ class Committer:
         io: FileIO,
         locations: WarehouseLocations,
         after_commit: Callable[[Staged], None],
+        rebaser: AppendRebaser,
         attempts: int,
         group_commit: bool = True,
-        rebase_appends: bool = False,
     ) -> None:
         """Its collaborators are handed in (the table store builds them), so the commit path depends on
-        the pieces it uses -- pointers, metadata files, the location rule -- and never on the store.
-        ``rebase_appends``: the server's default for tables that do not set ``REBASE_PROPERTY``."""
+        the pieces it uses -- pointers, metadata files, the location rule, the rebaser and its kept
+        manifest lists -- and never on the store."""
         self.entries = entries
         self.files = files
         self.io = io
@@ -120,7 +120,7 @@ class Committer:
         self.attempts = attempts
         self.group_commit = group_commit
         self._batcher: Batcher[TableChange, MetadataFile] = Batcher(self.commit_batch)
-        self.rebaser = AppendRebaser(io, rebase_appends)
+        self.rebaser = rebaser
 
     def _delete_scratch(self, locations: list[str]) -> None:
         """Files an attempt wrote besides its metadata file (rebased manifest lists)."""

@@ -32,7 +32,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from pyiceberg.io import FileIO
 from pyiceberg.manifest import ManifestFile
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import SnapshotRefType
@@ -67,8 +66,8 @@ def rebase_enabled(properties: dict[str, str], server_default: bool) -> bool:
 class AppendRebaser:
     """Rebuilds a stale pure append on the current head (see the module docstring)."""
 
-    def __init__(self, io: FileIO, server_default: bool = False) -> None:
-        self.lists = ManifestLists(io)
+    def __init__(self, lists: ManifestLists, server_default: bool = False) -> None:
+        self.lists = lists
         #: ``ICESHELF_REBASE_APPENDS``: rebase for tables that do not set ``REBASE_PROPERTY``.
         self.server_default = server_default
 

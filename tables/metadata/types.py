@@ -17,8 +17,8 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, model_serializer
-from pyiceberg.conversions import from_json, to_json
 from pyiceberg import types as pyiceberg_types
+from pyiceberg.conversions import from_json, to_json
 from pyiceberg.typedef import TableVersion
 from pyiceberg.types import (
     BinaryType,
@@ -34,9 +34,9 @@ from pyiceberg.types import (
     PrimitiveType,
     StringType,
     TimestampNanoType,
+    TimestampType,
     TimestamptzNanoType,
     TimestamptzType,
-    TimestampType,
     TimeType,
     UnknownType,
     UUIDType,

@@ -49,9 +49,9 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import aiobotocore.session
 import aiohttp
-from aiobotocore.httpsession import AIOHTTPSession
 import fsspec.asyn
 import s3fs
+from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,

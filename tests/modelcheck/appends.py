@@ -45,8 +45,8 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary, update_snaps
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSnapshotRefUpdate
 from pyiceberg.typedef import Record
 
-from iceshelf.tables.commit.batching import Ticket
 from iceshelf.tables import clock
+from iceshelf.tables.commit.batching import Ticket
 from iceshelf.tables.commit.committer import TableChange
 from iceshelf.tables.commit.rebase import REBASE_PROPERTY
 from iceshelf.tables.errors import CommitFailedException

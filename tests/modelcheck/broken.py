@@ -86,7 +86,9 @@ class LoserAckingCommitter(Committer):
 def _with_committer(committer: type[Committer]):
     def tables(store: ObjectStore) -> TableStore:
         built = default_tables(store)
-        built.committer = committer(built.entries, built.files, built.io, built.locations, built.after_commit, COMMIT_ATTEMPTS)
+        built.committer = committer(
+            built.entries, built.files, built.io, built.locations, built.after_commit, built.committer.rebaser, COMMIT_ATTEMPTS
+        )
         return built
 
     return tables
@@ -123,7 +125,7 @@ class ForgetfulRebaser(AppendRebaser):
 
 def _forgetful(store: ObjectStore) -> TableStore:
     built = default_tables(store)
-    built.committer.rebaser = ForgetfulRebaser(built.io)
+    built.committer.rebaser = ForgetfulRebaser(built.committer.rebaser.lists)
     return built
 
 
@@ -140,7 +142,7 @@ class ClientClockRebaser(AppendRebaser):
 
 def _client_clock(store: ObjectStore) -> TableStore:
     built = default_tables(store)
-    built.committer.rebaser = ClientClockRebaser(built.io)
+    built.committer.rebaser = ClientClockRebaser(built.committer.rebaser.lists)
     return built
 
 
