@@ -2,9 +2,10 @@
 
 Two replicas serve one SeaweedFS warehouse while four pyiceberg appenders (two per replica) append
 one row each, as fast as they can, for ``ICESHELF_FAULT_RUN_S`` seconds (20 by default; set it for a
-longer manual run). During the run one replica is killed with SIGKILL and restarted, then SeaweedFS
-is killed with SIGKILL and restarted on the same data directory. Its clients reach it through a
-``FaultProxy`` that stays put while SeaweedFS comes back on a new port.
+longer manual run). During the run one replica is killed with SIGKILL (commits in flight) and
+restarted, then SeaweedFS is killed with SIGKILL and restarted on the same data directory, then frozen
+with SIGSTOP for ``FREEZE_S`` and thawed. Its clients reach it through a ``FaultProxy`` that stays put
+while SeaweedFS comes back on a new port.
 
 Then the truth: every acknowledged append is in the table exactly once (an append that raised may
 or may not be there, but never twice; a ``CommitFailedException`` is a refusal, not a loss); every
@@ -37,6 +38,10 @@ SCHEMA = pa.schema([pa.field("writer", pa.int64()), pa.field("seq", pa.int64())]
 CLEAN_5XX = {"ServiceUnavailableException", "CommitStateUnknownException"}
 #: Java's TableMetadata refuses snapshot-log entries that step back by more than this.
 ONE_MINUTE_MS = 60_000
+#: How long SeaweedFS stays frozen (SIGSTOP): longer than a request's read timeout would be patient.
+FREEZE_S = 10.0
+#: Each fault and the moment it ends: recovery is measured from the one to the first acknowledgement after.
+FAULTS = {"replica killed": "replica restarted", "store killed": "store restarted", "store frozen": "store thawed"}
 
 
 @dataclass
@@ -138,7 +143,14 @@ def test_kill_a_replica_and_seaweed_under_appends(tmp_path, seaweed) -> None:  #
         env.seaweed = weed
         timeline["store restarted"] = time.monotonic()
 
-        time.sleep(max(0.0, started + RUN_S - time.monotonic()))
+        time.sleep(max(5.0, started + RUN_S * 0.75 - time.monotonic()))  # recovery from the restart first
+        timeline["store frozen"] = time.monotonic()
+        os.kill(weed.pid, signal.SIGSTOP)
+        time.sleep(FREEZE_S)
+        os.kill(weed.pid, signal.SIGCONT)
+        timeline["store thawed"] = time.monotonic()
+
+        time.sleep(max(0.0, started + RUN_S + FREEZE_S - time.monotonic()))
         stop.set()
         for thread in threads:
             thread.join(120)
@@ -213,15 +225,15 @@ def _clean_error(body: str) -> bool:
 def _recovery(run: Run, timeline: dict[str, float]) -> dict[str, dict]:
     """Per fault: seconds from it until the first append acknowledged after it (through any replica)."""
     out = {}
-    for fault in ("replica killed", "store killed"):
+    for fault, ended in FAULTS.items():
         when = timeline[fault]
         after = sorted(t for _, _, t in run.acknowledged if t > when + 0.001)
         first = after[0] if after else None
-        restarted = timeline[fault.replace("killed", "restarted")]
+        restarted = timeline[ended]
         out[fault] = {
             "recovered": first is not None,
             "first_ack_after_fault_s": None if first is None else round(first - when, 2),
-            "first_ack_after_restart_s": None if first is None else round(max(0.0, first - restarted), 2),
+            "first_ack_after_end_s": None if first is None else round(max(0.0, first - restarted), 2),
         }
     return out
 
