@@ -30,6 +30,7 @@ from iceshelf.tables.objectstore import ObjectStore
 from iceshelf.tables.objectstore.fileio import StoreFileIO
 from iceshelf.tables.tablestore import LoadedTable, TableStore
 
+
 class UnmappableLocation(ValueError):
     """The metadata names a file by a location that cannot be matched to a key of this warehouse.
 

@@ -42,7 +42,7 @@ from iceshelf.tables.errors import CommitFailedException
 from iceshelf.tables.metadata.history import snapshot_timestamp
 from iceshelf.tables.names import Identifier
 from iceshelf.tables.objectstore.fileio import StoreFileIO
-from iceshelf.tables.retry import backoff
+from iceshelf.tables.retry import PATIENCE_S, backoff, patient_attempts
 from iceshelf.tables.tablestore import TableStore
 
 _ATTEMPTS = 5
@@ -100,7 +100,7 @@ def manifest_thresholds(properties: Properties) -> tuple[int, int]:
 def rewrite_manifests(tables: TableStore, ident: Identifier, dry_run: bool = False) -> ManifestRewriteResult:
     """Merge the current snapshot's small manifests, if there are enough of them to be worth it."""
     io = StoreFileIO(tables.objects)
-    for attempt in range(_ATTEMPTS):
+    for attempt in patient_attempts(_ATTEMPTS):
         metadata = tables.load_table(ident).metadata
         head = metadata.snapshot_by_name(MAIN_BRANCH)
         if head is None:
@@ -124,7 +124,7 @@ def rewrite_manifests(tables: TableStore, ident: Identifier, dry_run: bool = Fal
             sum(m.manifest_length for m in created),
             snapshot.snapshot_id,
         )
-    raise CommitFailedException(f"Manifest rewrite of {ident} lost {_ATTEMPTS} commit races in a row; retry later")
+    raise CommitFailedException(f"Manifest rewrite of {ident} kept losing commit races for {PATIENCE_S:.0f} s; retry later")
 
 
 def _build(

@@ -53,7 +53,7 @@ from iceshelf.compaction.rewrite.live_files import (
 from iceshelf.tables.errors import CommitFailedException, CommitStateUnknownException
 from iceshelf.tables.metadata.history import snapshot_timestamp
 from iceshelf.tables.names import Identifier
-from iceshelf.tables.retry import backoff
+from iceshelf.tables.retry import PATIENCE_S, backoff, patient_attempts
 from iceshelf.tables.tablestore import TableStore
 
 log = logging.getLogger("iceshelf.compaction")
@@ -105,7 +105,8 @@ def commit_replace(
     commit_id = uuid.uuid4()
     starting_seq = starting_files.snapshot.sequence_number or 0
     conflicted: list[GroupRewrite] = []  # once conflicting, always: a removed file does not come back
-    for attempt in range(attempts):
+    lost = 0
+    for attempt in patient_attempts(attempts):
         current = tables.load_table(ident).metadata
         if current.table_uuid != starting.table_uuid:
             raise CompactionConflict(f"{ident} was dropped and re-created during compaction")
@@ -133,10 +134,11 @@ def commit_replace(
         except CommitStateUnknownException:
             raise
         except CommitFailedException:  # main moved: rebase onto it
+            lost += 1
             backoff(attempt)
             continue
         return Committed(snapshot_id, surviving, conflicted, removed_deletes, attempt + 1)
-    raise CommitFailedException(f"Compaction of {ident} lost {attempts} commit races in a row; retry later")
+    raise CommitFailedException(f"Compaction of {ident} lost {lost} commit races in a row over {PATIENCE_S:.0f} s; retry later")
 
 
 def _conflict(group: GroupRewrite, files: TableFiles, starting_seq: int, targets: Targets) -> str | None:

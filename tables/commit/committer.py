@@ -14,8 +14,7 @@ is acknowledged only after its swing succeeded.
 from __future__ import annotations
 
 import logging
-import time
-from typing import Callable, Iterator
+from typing import Callable
 
 from pyiceberg.io import FileIO
 from pyiceberg.table.metadata import TableMetadata
@@ -34,15 +33,13 @@ from iceshelf.tables.locations import WarehouseLocations
 from iceshelf.tables.metadata.builder import MetadataBuilder
 from iceshelf.tables.metadata.files import MetadataFile, MetadataFiles
 from iceshelf.tables.objectstore import PreconditionFailed
-from iceshelf.tables.retry import backoff
+from iceshelf.tables.retry import PATIENCE_S, backoff, patient_attempts
 from iceshelf.tables.state.entries import Entries, EntryExists
 from iceshelf.tables.state.pointer import Pointer, VersionedPointer
 from iceshelf.tables.state.transactions import TxnRecord
 
 log = logging.getLogger("iceshelf.tables")
 
-#: How long a commit keeps retrying lost pointer races before answering 409.
-PATIENCE_S = 30.0
 
 
 def apply_change(change: TableChange, builder: MetadataBuilder) -> TableMetadata:
@@ -208,7 +205,7 @@ class Committer:
         with a batch it forms itself.
         """
         ident = tickets[0].request.identifier
-        for attempt in self._attempts():
+        for attempt in patient_attempts(self.attempts):
             try:
                 current = self.entries.read_settled(ident)
                 if current is not None and current.pointer.kind != "table":
@@ -247,16 +244,6 @@ class Committer:
             self.after_commit(staged)
             return _resolve_all(accepted, staged.file)
         _fail_all(tickets, CommitFailedException(f"Commit to {ident} kept losing the pointer race for {PATIENCE_S:.0f} s; retry later"))
-
-    def _attempts(self) -> Iterator[int]:
-        """At least ``attempts`` tries, and more until ``PATIENCE_S`` has passed: losing the pointer race
-        to other replicas again and again is not a conflict -- each retry re-validates on the new head
-        (and rebases appends) -- so a busy table should cost time, not a spurious 409."""
-        started = time.monotonic()
-        attempt = 0
-        while attempt < self.attempts or time.monotonic() - started < PATIENCE_S:
-            yield attempt
-            attempt += 1
 
     def _apply_batch(
         self, tickets: list[Ticket[TableChange, MetadataFile]], current: VersionedPointer | None, base: MetadataFile | None
