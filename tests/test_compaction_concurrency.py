@@ -197,31 +197,33 @@ def test_compaction_while_four_writers_append_and_one_deletes(catalog_env: Catal
     writers = [guarded(writer, w) for w in range(4)]
     delete_thread = guarded(deleter)
     committed = conflicts = 0
-    for round_ in itertools.count():
-        quiet = round_ % 2 == 0
-        if quiet:
-            deletes_allowed.clear()
-            with deleting:  # wait out a delete in flight
-                pass
-        else:
-            deletes_allowed.set()
-        with lock:
-            deleted_before = set(deleted)
-        try:
-            result = compact_table(tables, ident, TWO_OR_MORE)
-        except CompactionConflict:
-            assert not quiet, "a compaction conflicted although only appends ran next to it"
-            conflicts += 1
-            continue
-        committed += result.snapshot_id is not None
-        live = fresh_rows(catalog_env, name, "writer, seq")
-        assert not deleted_before & set(live), "a deleted row came back"
-        if not any(t.is_alive() for t in writers) and round_ >= 3:
-            break
-    stop.set()
-    deletes_allowed.set()
-    for t in (*writers, delete_thread):
-        t.join()
+    try:  # a failing round must still stop the threads, or the test run never exits
+        for round_ in itertools.count():
+            quiet = round_ % 2 == 0
+            if quiet:
+                deletes_allowed.clear()
+                with deleting:  # wait out a delete in flight
+                    pass
+            else:
+                deletes_allowed.set()
+            with lock:
+                deleted_before = set(deleted)
+            try:
+                result = compact_table(tables, ident, TWO_OR_MORE)
+            except CompactionConflict:
+                assert not quiet, "a compaction conflicted although only appends ran next to it"
+                conflicts += 1
+                continue
+            committed += result.snapshot_id is not None
+            live = fresh_rows(catalog_env, name, "writer, seq")
+            assert not deleted_before & set(live), "a deleted row came back"
+            if not any(t.is_alive() for t in writers) and round_ >= 3:
+                break
+    finally:
+        stop.set()
+        deletes_allowed.set()
+        for t in (*writers, delete_thread):
+            t.join()
     assert not failures, failures
     compact_table(tables, ident, TWO_OR_MORE)  # and once more with everything settled
 
