@@ -36,7 +36,7 @@ from pyiceberg.typedef import IcebergBaseModel
 from pyiceberg.types import IcebergType, StructType
 
 from iceshelf.tables import clock
-from iceshelf.tables.metadata.history import check_ordered
+from iceshelf.tables.metadata.history import check_metadata_log, check_ordered
 from iceshelf.tables.metadata.types import resolve_metadata_dict, resolved_metadata_json
 
 #: The newest table format Iceshelf reads and writes.
@@ -168,7 +168,7 @@ class MetadataBuilder:
         metadata = self.state if self.state is not None else self._start
         if self._changed and self.base_location:
             metadata = _update_table_metadata_log(metadata, self.base_location, self._start.last_updated_ms)
-        check_ordered(metadata)
+        check_metadata_log(metadata)  # the rest of the order was checked when each change was applied
         return metadata
 
 

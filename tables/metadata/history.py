@@ -38,19 +38,30 @@ def check_ordered(metadata: TableMetadata, updated: int | None = None) -> None:
     """Java's checks of a ``TableMetadata`` on its history: raise ``BadRequestError`` (400) if one fails.
     ``updated``: the ``last-updated-ms`` to check, if not the metadata's own."""
     updated = metadata.last_updated_ms if updated is None else updated
-    for what, entries in (("snapshot log entries", metadata.snapshot_log), ("previous metadata log entries", metadata.metadata_log)):
-        for previous, entry in zip(entries, entries[1:]):
-            if entry.timestamp_ms - previous.timestamp_ms < -ONE_MINUTE_MS:
-                raise BadRequestError(f"[BUG] Expected sorted {what}.")
+    _check_sorted("snapshot log entries", metadata.snapshot_log)
     if metadata.snapshot_log and updated - metadata.snapshot_log[-1].timestamp_ms < -ONE_MINUTE_MS:
         last = metadata.snapshot_log[-1].timestamp_ms
         raise BadRequestError(f"Invalid update timestamp {updated}: before last snapshot log entry at {last}")
-    if metadata.metadata_log and updated - metadata.metadata_log[-1].timestamp_ms < -ONE_MINUTE_MS:
-        last = metadata.metadata_log[-1].timestamp_ms
-        raise BadRequestError(f"Invalid update timestamp {updated}: before the latest metadata log entry timestamp {last}")
+    check_metadata_log(metadata, updated)
     for snapshot in metadata.snapshots:
         if (snapshot.sequence_number or 0) > (metadata.last_sequence_number or 0):
             raise BadRequestError(
                 f"Invalid snapshot with sequence number {snapshot.sequence_number} "
                 f"greater than last sequence number {metadata.last_sequence_number}"
             )
+
+
+def check_metadata_log(metadata: TableMetadata, updated: int | None = None) -> None:
+    """The metadata-log half of ``check_ordered``: all a finished version needs checking again, since
+    finishing only adds a metadata-log entry (and trims old ones) to a state ``check_ordered`` passed."""
+    updated = metadata.last_updated_ms if updated is None else updated
+    _check_sorted("previous metadata log entries", metadata.metadata_log)
+    if metadata.metadata_log and updated - metadata.metadata_log[-1].timestamp_ms < -ONE_MINUTE_MS:
+        last = metadata.metadata_log[-1].timestamp_ms
+        raise BadRequestError(f"Invalid update timestamp {updated}: before the latest metadata log entry timestamp {last}")
+
+
+def _check_sorted(what: str, entries: list) -> None:
+    for previous, entry in zip(entries, entries[1:]):
+        if entry.timestamp_ms - previous.timestamp_ms < -ONE_MINUTE_MS:
+            raise BadRequestError(f"[BUG] Expected sorted {what}.")
